@@ -1,0 +1,244 @@
+#ifndef CFG_H
+#define CFG_H
+
+/*
+ * The typed, immutable configuration model.
+ *
+ * Unlike the rest of sluice the model's structs are public: a config is plain
+ * data that every module reads, and accessor functions for ~80 fields would
+ * only hide it. It is immutable once cfg_load_*() returns; everything in it
+ * (strings, arrays) lives in the config's arena and is released by cfg_free().
+ *
+ * Durations are milliseconds; a duration or count documented as "0 disables"
+ * uses 0 for "off". The schema (names, types, defaults, ranges) is the key
+ * table in cfg_schema.c; docs/configuration.md is generated from it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct cfg_arena;
+struct cfg_diag;
+struct cfg_cluster;
+
+enum cfg_log_level {
+    CFG_LOG_DEBUG,
+    CFG_LOG_INFO,
+    CFG_LOG_WARN,
+    CFG_LOG_ERROR,
+};
+
+enum cfg_log_format {
+    CFG_LOG_TEXT,
+    CFG_LOG_JSON,
+};
+
+enum cfg_codec_type {
+    CFG_CODEC_RAW,
+    CFG_CODEC_LINE,
+    CFG_CODEC_LENGTH,
+    CFG_CODEC_RESP,
+    CFG_CODEC_HTTP,
+};
+
+enum cfg_byte_order {
+    CFG_BIG_ENDIAN,
+    CFG_LITTLE_ENDIAN,
+};
+
+enum cfg_balance {
+    CFG_BALANCE_ROUND_ROBIN,
+    CFG_BALANCE_LEAST_REQUEST,
+    CFG_BALANCE_RANDOM,
+    CFG_BALANCE_HASH,
+};
+
+enum cfg_addr_kind {
+    CFG_ADDR_ANY,  /* "*": every local address, IPv4 and IPv6 */
+    CFG_ADDR_IPV4, /* sa holds the parsed address */
+    CFG_ADDR_IPV6, /* sa holds the parsed address */
+    CFG_ADDR_NAME, /* a hostname, resolved later; sa is unset */
+};
+
+/* A byte string: may hold NUL bytes (probe payloads); ptr is NUL-terminated too. */
+struct cfg_bytes {
+    char *ptr; /* owned by the arena; NULL when unset */
+    size_t len;
+};
+
+struct cfg_addr {
+    enum cfg_addr_kind kind;
+    char *host; /* "*", "127.0.0.1", "::1" (no brackets) or a hostname */
+    char *text; /* as it is printed: "127.0.0.1:6379", "[::1]:6379", "*:80" */
+    uint16_t port;
+    struct sockaddr_storage sa; /* for IPV4 and IPV6 */
+    socklen_t salen;
+};
+
+struct cfg_codec {
+    enum cfg_codec_type type;
+    bool set;           /* clusters: declared in the file, or inherited from the listeners */
+    uint64_t max_frame; /* bytes; every codec but raw */
+    struct cfg_bytes delimiter; /* line */
+    uint32_t field_offset;      /* length */
+    uint32_t field_size;        /* length: 1 2 3 4 8 */
+    enum cfg_byte_order byte_order; /* length */
+    int64_t adjust;                 /* length: added to the field's value */
+};
+
+struct cfg_log {
+    enum cfg_log_level level;
+    enum cfg_log_format format;
+};
+
+struct cfg_admin {
+    struct cfg_addr bind;
+};
+
+struct cfg_listener_timeouts {
+    uint64_t idle_ms;
+    uint64_t read_ms;
+    uint64_t request_ms;
+};
+
+struct cfg_tls_server {
+    bool enabled;
+    char *cert;
+    char *key;
+};
+
+struct cfg_listener {
+    char *name;
+    struct cfg_addr bind;
+    struct cfg_codec codec;
+    char *cluster_name;
+    struct cfg_cluster *cluster; /* borrowed: resolved from cluster_name */
+    uint32_t max_clients;
+    uint32_t max_inflight;
+    uint32_t backlog;
+    struct cfg_listener_timeouts timeouts;
+    struct cfg_tls_server tls;
+};
+
+struct cfg_server {
+    struct cfg_addr address;
+    uint32_t weight;
+};
+
+struct cfg_queue {
+    uint32_t max;
+    uint64_t timeout_ms;
+};
+
+struct cfg_pool {
+    uint32_t min_idle;
+    uint32_t max_connections;
+    uint32_t max_pipeline;
+    uint64_t idle_timeout_ms;
+    uint64_t max_lifetime_ms;
+    uint64_t max_requests;
+    struct cfg_queue queue;
+};
+
+struct cfg_cluster_timeouts {
+    uint64_t connect_ms;
+    uint64_t read_ms;
+    uint64_t write_ms;
+};
+
+struct cfg_health_active {
+    bool enabled;
+    uint64_t interval_ms;
+    uint64_t timeout_ms;
+    uint32_t rise;
+    uint32_t fall;
+    struct cfg_bytes send;
+    struct cfg_bytes expect;
+};
+
+struct cfg_health_passive {
+    bool enabled;
+    uint32_t consecutive_failures;
+    uint64_t eject_ms;
+    uint64_t max_eject_ms;
+    uint32_t max_ejected_percent;
+};
+
+struct cfg_health {
+    struct cfg_health_active active;
+    struct cfg_health_passive passive;
+};
+
+struct cfg_tls_client {
+    bool enabled;
+    char *ca;
+    bool verify;
+    char *sni;
+};
+
+struct cfg_cluster {
+    char *name;
+    struct cfg_codec codec;
+    enum cfg_balance balance;
+    uint32_t retries;
+    struct cfg_server *servers;
+    size_t nservers;
+    struct cfg_pool pool;
+    struct cfg_cluster_timeouts timeouts;
+    struct cfg_health health;
+    struct cfg_tls_client tls;
+};
+
+struct cfg_udp {
+    char *name;
+    struct cfg_addr bind;
+    char *cluster_name;
+    struct cfg_cluster *cluster; /* borrowed: resolved from cluster_name */
+    uint64_t flow_idle_ms;
+    uint32_t max_flows;
+};
+
+struct cfg {
+    char *file;       /* the file it was loaded from */
+    uint32_t workers; /* 0: one per CPU ("auto") */
+    struct cfg_log log;
+    struct cfg_admin admin;
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    struct cfg_cluster *clusters;
+    size_t nclusters;
+    struct cfg_udp *udp;
+    size_t nudp;
+    struct cfg_arena *arena; /* owned: holds everything above */
+};
+
+/*
+ * Load a configuration. On success return the config and leave diag empty.
+ * On failure return NULL and fill diag with every error found, in file order,
+ * each "FILE:LINE:COL: path.to.key: problem".
+ */
+struct cfg *cfg_load_file(const char *path, struct cfg_diag *diag);
+struct cfg *cfg_load_buffer(const char *name, const char *buf, size_t len, struct cfg_diag *diag);
+void cfg_free(struct cfg *cfg);
+
+/* Print the effective config (every default filled in) as YAML that loads back to the same. */
+int cfg_dump(const struct cfg *cfg, FILE *out);
+
+/* Print the configuration reference (markdown) generated from the key table. */
+int cfg_reference(FILE *out);
+
+/* Name tables for logs and dumps. */
+const char *cfg_codec_name(enum cfg_codec_type type);
+const char *cfg_balance_name(enum cfg_balance balance);
+const char *cfg_log_level_name(enum cfg_log_level level);
+
+/* Diagnostics: a list of error messages filled by the loader. */
+struct cfg_diag *cfg_diag_new(void);
+void cfg_diag_free(struct cfg_diag *diag);
+size_t cfg_diag_count(const struct cfg_diag *diag);
+const char *cfg_diag_message(const struct cfg_diag *diag, size_t i);
+
+#endif

@@ -1,0 +1,333 @@
+#include "cfg_check.h"
+#include "cfg.h"
+#include "cfg_diag.h"
+#include "cfg_node.h"
+#include "cfg_value.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+struct ck {
+    struct cfg *cfg;
+    const struct cfg_node *root;
+    struct cfg_diag *diag;
+};
+
+static void err_at(struct ck *ck, const struct cfg_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* fmt starts with the key path, then ": ", then the problem. */
+static void
+err_at(struct ck *ck, const struct cfg_node *node, const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    cfg_diag_add(ck->diag, ck->cfg->file, node->line, node->col, NULL, "%s", what);
+}
+
+static const struct cfg_node *
+nth(const struct cfg_node *seq, size_t i)
+{
+    const struct cfg_item *it;
+
+    if (seq == NULL || seq->type != CFG_NODE_SEQ) {
+        return NULL;
+    }
+    for (it = seq->items; it != NULL && i > 0; it = it->next) {
+        i--;
+    }
+    return it != NULL ? it->val : NULL;
+}
+
+/* The node of list[i].key, falling back to list[i], then the root. */
+static const struct cfg_node *
+at(struct ck *ck, const char *list, size_t i, const char *key)
+{
+    const struct cfg_node *elem = nth(cfg_node_get(ck->root, list), i);
+    const struct cfg_node *n;
+
+    if (elem == NULL) {
+        return ck->root;
+    }
+    n = key != NULL ? cfg_node_get(elem, key) : NULL;
+    return n != NULL ? n : elem;
+}
+
+static const struct cfg_node *
+under(const struct cfg_node *node, const char *key)
+{
+    const struct cfg_node *n = cfg_node_get(node, key);
+
+    return n != NULL ? n : node;
+}
+
+/* Names of n structs of stride bytes from array, each with its name at name_off. */
+static void
+unique_names(struct ck *ck, const char *list, const char *what, const void *array, size_t n,
+             size_t stride, size_t name_off)
+{
+    const char *base = array;
+    size_t i, j;
+
+    for (i = 0; i < n; i++) {
+        const char *a = *(char *const *)(base + i * stride + name_off);
+
+        for (j = 0; j < i && a != NULL; j++) {
+            const char *b = *(char *const *)(base + j * stride + name_off);
+
+            if (b != NULL && strcmp(a, b) == 0) {
+                err_at(ck, at(ck, list, i, "name"),
+                       "%s[%zu].name: duplicate %s name '%s'; first used by %s[%zu] at line %u",
+                       list, i, what, a, list, j, at(ck, list, j, "name")->line);
+                break;
+            }
+        }
+    }
+}
+
+static struct cfg_cluster *
+find_cluster(struct cfg *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nclusters; i++) {
+        if (cfg->clusters[i].name != NULL && strcmp(cfg->clusters[i].name, name) == 0) {
+            return &cfg->clusters[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+resolve_cluster(struct ck *ck, const char *list, size_t i, const char *name,
+                struct cfg_cluster **out)
+{
+    struct cfg *cfg = ck->cfg;
+    const char *best = NULL;
+    size_t j, best_d = 3;
+
+    if (name == NULL) {
+        return; /* already reported */
+    }
+    *out = find_cluster(cfg, name);
+    if (*out != NULL) {
+        return;
+    }
+    for (j = 0; j < cfg->nclusters; j++) {
+        size_t d;
+
+        if (cfg->clusters[j].name == NULL) {
+            continue;
+        }
+        d = cfg_edit_distance(name, cfg->clusters[j].name);
+
+        if (d < best_d && d < strlen(name)) {
+            best = cfg->clusters[j].name;
+            best_d = d;
+        }
+    }
+    if (best != NULL) {
+        err_at(ck, at(ck, list, i, "cluster"),
+               "%s[%zu].cluster: unknown cluster '%s'; did you mean '%s'?", list, i, name, best);
+    } else if (cfg->nclusters == 0) {
+        err_at(ck, at(ck, list, i, "cluster"),
+               "%s[%zu].cluster: unknown cluster '%s'; no clusters are defined", list, i, name);
+    } else {
+        err_at(ck, at(ck, list, i, "cluster"),
+               "%s[%zu].cluster: unknown cluster '%s'; expected the name of an entry in clusters",
+               list, i, name);
+    }
+}
+
+static bool
+is_wildcard(const struct cfg_addr *a)
+{
+    return a->kind == CFG_ADDR_ANY || strcmp(a->host, "0.0.0.0") == 0 ||
+           strcmp(a->host, "::") == 0;
+}
+
+/* Two binds conflict on one port when they are the same host or either takes every address. */
+static bool
+binds_conflict(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+    if (a->text == NULL || b->text == NULL || a->port != b->port) {
+        return false;
+    }
+    return is_wildcard(a) || is_wildcard(b) || strcmp(a->host, b->host) == 0;
+}
+
+static void
+check_binds(struct ck *ck)
+{
+    struct cfg *cfg = ck->cfg;
+    size_t i, j;
+
+    for (i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_addr *a = &cfg->listeners[i].bind;
+
+        for (j = 0; j < i; j++) {
+            if (binds_conflict(a, &cfg->listeners[j].bind)) {
+                err_at(ck, at(ck, "listeners", i, "bind"),
+                       "listeners[%zu].bind: %s overlaps listeners[%zu] (%s, line %u); each "
+                       "listener needs an address of its own",
+                       i, a->text, j, cfg->listeners[j].bind.text,
+                       at(ck, "listeners", j, "bind")->line);
+                break;
+            }
+        }
+        if (j == i && binds_conflict(a, &cfg->admin.bind)) {
+            err_at(ck, at(ck, "listeners", i, "bind"),
+                   "listeners[%zu].bind: %s overlaps the admin endpoint (admin.bind %s)", i,
+                   a->text, cfg->admin.bind.text);
+        }
+    }
+    for (i = 0; i < cfg->nudp; i++) {
+        for (j = 0; j < i; j++) {
+            if (binds_conflict(&cfg->udp[i].bind, &cfg->udp[j].bind)) {
+                err_at(ck, at(ck, "udp", i, "bind"),
+                       "udp[%zu].bind: %s overlaps udp[%zu] (%s, line %u)", i,
+                       cfg->udp[i].bind.text, j, cfg->udp[j].bind.text,
+                       at(ck, "udp", j, "bind")->line);
+                break;
+            }
+        }
+    }
+}
+
+static bool
+reframable(enum cfg_codec_type a, enum cfg_codec_type b)
+{
+    return a == b || ((a == CFG_CODEC_LINE || a == CFG_CODEC_LENGTH) &&
+                      (b == CFG_CODEC_LINE || b == CFG_CODEC_LENGTH));
+}
+
+/*
+ * A cluster's upstream framing: its own codec, which each listener's must be
+ * able to re-frame into, or the one codec all its listeners share.
+ */
+static void
+check_codecs(struct ck *ck)
+{
+    struct cfg *cfg = ck->cfg;
+    size_t i, j;
+
+    for (i = 0; i < cfg->nclusters; i++) {
+        struct cfg_cluster *c = &cfg->clusters[i];
+        const struct cfg_listener *first = NULL;
+        size_t first_idx = 0;
+
+        for (j = 0; j < cfg->nlisteners; j++) {
+            const struct cfg_listener *l = &cfg->listeners[j];
+
+            if (l->cluster != c || !l->codec.set) {
+                continue;
+            }
+            if (c->codec.set) {
+                if (!reframable(l->codec.type, c->codec.type)) {
+                    err_at(ck, at(ck, "listeners", j, "codec"),
+                           "listeners[%zu].codec: %s cannot be re-framed into cluster '%s' "
+                           "codec %s (line %u); only line and length re-frame into each other",
+                           j, cfg_codec_name(l->codec.type), c->name,
+                           cfg_codec_name(c->codec.type), at(ck, "clusters", i, "codec")->line);
+                }
+                continue;
+            }
+            if (first == NULL) {
+                first = l;
+                first_idx = j;
+            } else if (first->codec.type != l->codec.type) {
+                err_at(ck, at(ck, "clusters", i, "name"),
+                       "clusters[%zu]: used by listeners with codecs %s (listeners[%zu]) and %s "
+                       "(listeners[%zu]); give the cluster a codec of its own",
+                       i, cfg_codec_name(first->codec.type), first_idx,
+                       cfg_codec_name(l->codec.type), j);
+                first = NULL;
+                break;
+            }
+        }
+        if (!c->codec.set && first != NULL) {
+            c->codec = first->codec; /* inherited: the upstream frames like the listeners */
+        }
+    }
+}
+
+static void
+check_cluster(struct ck *ck, size_t i)
+{
+    struct cfg_cluster *c = &ck->cfg->clusters[i];
+    const struct cfg_node *node = at(ck, "clusters", i, NULL);
+    size_t s, t;
+
+    if (c->pool.min_idle > c->pool.max_connections) {
+        err_at(ck, under(under(node, "pool"), "min_idle"),
+               "clusters[%zu].pool.min_idle: %u is more than max_connections (%u)", i,
+               c->pool.min_idle, c->pool.max_connections);
+    }
+    if (c->health.active.enabled && c->health.active.timeout_ms > c->health.active.interval_ms) {
+        err_at(ck, under(under(under(node, "health"), "active"), "timeout"),
+               "clusters[%zu].health.active.timeout: longer than interval; a check must end "
+               "before the next starts",
+               i);
+    }
+    if (c->health.passive.enabled && c->health.passive.max_eject_ms < c->health.passive.eject_ms) {
+        err_at(ck, under(under(under(node, "health"), "passive"), "max_eject"),
+               "clusters[%zu].health.passive.max_eject: shorter than eject", i);
+    }
+    for (s = 0; s < c->nservers; s++) {
+        for (t = 0; t < s && c->servers[s].address.text != NULL; t++) {
+            if (c->servers[t].address.text != NULL &&
+                strcmp(c->servers[s].address.text, c->servers[t].address.text) == 0) {
+                const struct cfg_node *srv = nth(cfg_node_get(node, "servers"), s);
+
+                err_at(ck, under(srv != NULL ? srv : node, "address"),
+                       "clusters[%zu].servers[%zu].address: %s is listed twice (also "
+                       "servers[%zu]); use weight to give a server more traffic",
+                       i, s, c->servers[s].address.text, t);
+                break;
+            }
+        }
+    }
+}
+
+static bool
+absent_or_empty(const struct cfg_node *node)
+{
+    return node == NULL || (node->type == CFG_NODE_SEQ && node->nitems == 0);
+}
+
+void
+cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
+{
+    struct ck ck = {cfg, root, diag};
+    size_t i;
+
+    if (absent_or_empty(cfg_node_get(root, "listeners")) &&
+        absent_or_empty(cfg_node_get(root, "udp"))) {
+        err_at(&ck, root,
+               "listeners: nothing to serve; expected at least one entry in listeners or udp");
+    }
+    unique_names(&ck, "listeners", "listener", cfg->listeners, cfg->nlisteners,
+                 sizeof(*cfg->listeners), offsetof(struct cfg_listener, name));
+    unique_names(&ck, "clusters", "cluster", cfg->clusters, cfg->nclusters,
+                 sizeof(*cfg->clusters), offsetof(struct cfg_cluster, name));
+    unique_names(&ck, "udp", "udp relay", cfg->udp, cfg->nudp, sizeof(*cfg->udp),
+                 offsetof(struct cfg_udp, name));
+    for (i = 0; i < cfg->nlisteners; i++) {
+        resolve_cluster(&ck, "listeners", i, cfg->listeners[i].cluster_name,
+                        &cfg->listeners[i].cluster);
+    }
+    for (i = 0; i < cfg->nudp; i++) {
+        resolve_cluster(&ck, "udp", i, cfg->udp[i].cluster_name, &cfg->udp[i].cluster);
+    }
+    check_binds(&ck);
+    check_codecs(&ck);
+    for (i = 0; i < cfg->nclusters; i++) {
+        check_cluster(&ck, i);
+    }
+}

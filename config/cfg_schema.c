@@ -1,0 +1,373 @@
+#include "cfg_schema.h"
+#include "cfg.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define TABLE(var, path_, keys_) const struct cfg_table var = {path_, keys_, N(keys_)}
+#define FOREVER INT64_MAX
+
+#define U32(st, key, field, def_, min_, max_, doc_)                                               \
+    {                                                                                             \
+        .name = key, .kind = CFG_K_U32, .off = offsetof(st, field), .def = def_, .min = min_,     \
+        .max = max_, .doc = doc_                                                                  \
+    }
+#define DUR(st, key, field, def_, min_, doc_)                                                     \
+    {                                                                                             \
+        .name = key, .kind = CFG_K_DURATION, .off = offsetof(st, field), .def = def_,             \
+        .min = min_, .max = FOREVER, .doc = doc_                                                  \
+    }
+#define ENUM(st, key, field, def_, enums_, doc_)                                                  \
+    {                                                                                             \
+        .name = key, .kind = CFG_K_ENUM, .off = offsetof(st, field), .def = def_,                 \
+        .enums = enums_, .doc = doc_                                                              \
+    }
+#define KIND(st, key, kind_, field, flags_, doc_)                                                 \
+    {                                                                                             \
+        .name = key, .kind = kind_, .off = offsetof(st, field), .flags = flags_, .doc = doc_      \
+    }
+#define BLOCK(st, key, kind_, field, sub_, doc_)                                                  \
+    {                                                                                             \
+        .name = key, .kind = kind_, .off = offsetof(st, field), .sub = &sub_, .doc = doc_         \
+    }
+#define LIST(st, key, field, count, elem, sub_, min_, flags_, doc_)                               \
+    {                                                                                             \
+        .name = key, .kind = CFG_K_LIST, .off = offsetof(st, field),                              \
+        .count_off = offsetof(st, count), .elem_size = sizeof(elem), .sub = &sub_, .min = min_,   \
+        .flags = flags_, .doc = doc_                                                              \
+    }
+
+static const struct cfg_enum level_enum[] = {
+    {"debug", CFG_LOG_DEBUG}, {"info", CFG_LOG_INFO}, {"warn", CFG_LOG_WARN},
+    {"error", CFG_LOG_ERROR}, {NULL, 0},
+};
+
+static const struct cfg_enum format_enum[] = {
+    {"text", CFG_LOG_TEXT},
+    {"json", CFG_LOG_JSON},
+    {NULL, 0},
+};
+
+const struct cfg_enum cfg_codec_enum[] = {
+    {"raw", CFG_CODEC_RAW},   {"line", CFG_CODEC_LINE}, {"length", CFG_CODEC_LENGTH},
+    {"resp", CFG_CODEC_RESP}, {"http", CFG_CODEC_HTTP}, {NULL, 0},
+};
+
+static const struct cfg_enum order_enum[] = {
+    {"big", CFG_BIG_ENDIAN},
+    {"little", CFG_LITTLE_ENDIAN},
+    {NULL, 0},
+};
+
+static const struct cfg_enum balance_enum[] = {
+    {"round_robin", CFG_BALANCE_ROUND_ROBIN},
+    {"least_request", CFG_BALANCE_LEAST_REQUEST},
+    {"random", CFG_BALANCE_RANDOM},
+    {"hash", CFG_BALANCE_HASH},
+    {NULL, 0},
+};
+
+/* ---- log, admin ---- */
+
+static const struct cfg_key log_keys[] = {
+    ENUM(struct cfg_log, "level", level, "info", level_enum,
+         "Lowest level written: debug, info, warn or error."),
+    ENUM(struct cfg_log, "format", format, "text", format_enum,
+         "text (one human-readable line per event) or json (one JSON object per line)."),
+};
+static TABLE(log_table, "log", log_keys);
+
+static const struct cfg_key admin_keys[] = {
+    {.name = "bind",
+     .kind = CFG_K_BIND,
+     .off = offsetof(struct cfg_admin, bind),
+     .def = "127.0.0.1:9901",
+     .doc = "Address of the admin endpoint (/metrics, /healthz, /readyz, /status)."},
+};
+static TABLE(admin_table, "admin", admin_keys);
+
+/* ---- codecs ---- */
+
+#define LINE_BIT CFG_CODEC_BIT(CFG_CODEC_LINE)
+#define LENGTH_BIT CFG_CODEC_BIT(CFG_CODEC_LENGTH)
+#define RESP_BIT CFG_CODEC_BIT(CFG_CODEC_RESP)
+#define HTTP_BIT CFG_CODEC_BIT(CFG_CODEC_HTTP)
+#define GiB ((int64_t)1 << 30)
+
+static const struct cfg_key codec_keys[] = {
+    {.name = "type",
+     .kind = CFG_K_ENUM,
+     .off = offsetof(struct cfg_codec, type),
+     .enums = cfg_codec_enum,
+     .flags = CFG_F_REQUIRED,
+     .doc = "raw (no framing: one upstream connection per client), line, length, resp or http. "
+            "Written alone (`codec: line`) it takes every parameter's default."},
+    {.name = "max_frame",
+     .kind = CFG_K_SIZE,
+     .off = offsetof(struct cfg_codec, max_frame),
+     .def = "64KiB",
+     .min = 1,
+     .max = GiB,
+     .codecs = LINE_BIT,
+     .doc = "Longest line, delimiter included; a longer one closes the connection."},
+    {.name = "max_frame",
+     .kind = CFG_K_SIZE,
+     .off = offsetof(struct cfg_codec, max_frame),
+     .def = "1MiB",
+     .min = 1,
+     .max = GiB,
+     .codecs = LENGTH_BIT | HTTP_BIT,
+     .doc = "Largest frame, header included; rejected as soon as the header announces it."},
+    {.name = "max_frame",
+     .kind = CFG_K_SIZE,
+     .off = offsetof(struct cfg_codec, max_frame),
+     .def = "512MiB",
+     .min = 1,
+     .max = GiB,
+     .codecs = RESP_BIT,
+     .doc = "Largest command or reply (Redis's own proto-max-bulk-len is 512MiB)."},
+    {.name = "delimiter",
+     .kind = CFG_K_BYTES,
+     .off = offsetof(struct cfg_codec, delimiter),
+     .def = "\n",
+     .codecs = LINE_BIT,
+     .doc = "End of a line, 1 to 8 bytes, part of the frame: \"\\n\" or \"\\r\\n\"."},
+    {.name = "field_offset",
+     .kind = CFG_K_U32,
+     .off = offsetof(struct cfg_codec, field_offset),
+     .def = "0",
+     .min = 0,
+     .max = 65535,
+     .codecs = LENGTH_BIT,
+     .doc = "Bytes before the length field (Netty lengthFieldOffset)."},
+    {.name = "field_size",
+     .kind = CFG_K_U32,
+     .off = offsetof(struct cfg_codec, field_size),
+     .def = "4",
+     .min = 1,
+     .max = 8,
+     .codecs = LENGTH_BIT,
+     .doc = "Bytes in the length field: 1, 2, 3, 4 or 8 (Netty lengthFieldLength)."},
+    {.name = "byte_order",
+     .kind = CFG_K_ENUM,
+     .off = offsetof(struct cfg_codec, byte_order),
+     .def = "big",
+     .enums = order_enum,
+     .codecs = LENGTH_BIT,
+     .doc = "Byte order of the length field: big or little."},
+    {.name = "adjust",
+     .kind = CFG_K_I64,
+     .off = offsetof(struct cfg_codec, adjust),
+     .def = "0",
+     .min = INT32_MIN,
+     .max = INT32_MAX,
+     .codecs = LENGTH_BIT,
+     .doc = "Added to the field's value to get the bytes that follow the field (Netty "
+            "lengthAdjustment); a negative or overflowing result is a malformed frame."},
+};
+TABLE(cfg_codec_table, "codec", codec_keys);
+
+/* ---- listeners ---- */
+
+static const struct cfg_key listener_timeout_keys[] = {
+    DUR(struct cfg_listener_timeouts, "idle", idle_ms, "300s", 0,
+        "Close a client that sends nothing and has nothing in flight this long. 0 disables."),
+    DUR(struct cfg_listener_timeouts, "read", read_ms, "10s", 0,
+        "Longest gap between bytes while a frame is partly received (slowloris). 0 disables."),
+    DUR(struct cfg_listener_timeouts, "request", request_ms, "5s", 0,
+        "Longest time from a complete request to its response; only that request fails. "
+        "0 disables."),
+};
+static TABLE(listener_timeouts_table, "listeners[].timeouts", listener_timeout_keys);
+
+static const struct cfg_key tls_server_keys[] = {
+    KIND(struct cfg_tls_server, "cert", CFG_K_PATH, cert, CFG_F_REQUIRED,
+         "PEM certificate chain presented to clients."),
+    KIND(struct cfg_tls_server, "key", CFG_K_PATH, key, CFG_F_REQUIRED,
+         "PEM private key of the certificate."),
+};
+static TABLE(tls_server_table, "listeners[].tls", tls_server_keys);
+
+static const struct cfg_key listener_keys[] = {
+    KIND(struct cfg_listener, "name", CFG_K_NAME, name, CFG_F_REQUIRED,
+         "Unique name, used in logs and metric labels."),
+    KIND(struct cfg_listener, "bind", CFG_K_BIND, bind, CFG_F_REQUIRED,
+         "Address to accept clients on: host:port, [ipv6]:port or *:port."),
+    KIND(struct cfg_listener, "codec", CFG_K_CODEC, codec, CFG_F_REQUIRED,
+         "How client bytes are cut into frames; see the codec section."),
+    KIND(struct cfg_listener, "cluster", CFG_K_NAME, cluster_name, CFG_F_REQUIRED,
+         "Name of the cluster that serves this listener's requests."),
+    U32(struct cfg_listener, "max_clients", max_clients, "10000", 1, 1000000,
+        "Open client connections; past it new ones are closed at once and counted."),
+    U32(struct cfg_listener, "max_inflight", max_inflight, "128", 1, 65536,
+        "Requests one client may have in flight; past it sluice stops reading that client."),
+    U32(struct cfg_listener, "backlog", backlog, "511", 1, 65535,
+        "Listen backlog (the kernel caps it at net.core.somaxconn)."),
+    BLOCK(struct cfg_listener, "timeouts", CFG_K_BLOCK, timeouts, listener_timeouts_table,
+          "Client-side deadlines."),
+    BLOCK(struct cfg_listener, "tls", CFG_K_OPTIONAL, tls, tls_server_table,
+          "Terminate TLS from clients (optional)."),
+};
+static TABLE(listener_table, "listeners[]", listener_keys);
+
+/* ---- clusters ---- */
+
+static const struct cfg_key server_keys[] = {
+    KIND(struct cfg_server, "address", CFG_K_ADDRESS, address, CFG_F_REQUIRED,
+         "host:port or [ipv6]:port; a hostname is kept and resolved later."),
+    U32(struct cfg_server, "weight", weight, "1", 1, 10000,
+        "Relative share of requests under the weighted balancers."),
+};
+static TABLE(server_table, "clusters[].servers[]", server_keys);
+
+static const struct cfg_key queue_keys[] = {
+    U32(struct cfg_queue, "max", max, "10000", 0, 1000000,
+        "Requests waiting for a connection; past it a request fails at once (queue full). "
+        "0: never wait."),
+    DUR(struct cfg_queue, "timeout", timeout_ms, "1s", 1,
+        "Longest wait for a connection; then the request fails (queue timeout)."),
+};
+static TABLE(queue_table, "clusters[].pool.queue", queue_keys);
+
+static const struct cfg_key pool_keys[] = {
+    U32(struct cfg_pool, "min_idle", min_idle, "1", 0, 1024,
+        "Warm connections opened at start and kept, per server per worker."),
+    U32(struct cfg_pool, "max_connections", max_connections, "4", 1, 4096,
+        "Connections per server per worker."),
+    U32(struct cfg_pool, "max_pipeline", max_pipeline, "128", 1, 65536,
+        "Requests in flight on one connection; 1 gives each request a connection of its own."),
+    DUR(struct cfg_pool, "idle_timeout", idle_timeout_ms, "60s", 0,
+        "Close a connection idle this long (down to min_idle). 0 disables."),
+    DUR(struct cfg_pool, "max_lifetime", max_lifetime_ms, "10m", 0,
+        "Retire a connection this old once its in-flight requests are answered. 0 disables."),
+    {.name = "max_requests",
+     .kind = CFG_K_U64,
+     .off = offsetof(struct cfg_pool, max_requests),
+     .def = "0",
+     .min = 0,
+     .max = FOREVER,
+     .doc = "Retire a connection after this many requests. 0 disables."},
+    BLOCK(struct cfg_pool, "queue", CFG_K_BLOCK, queue, queue_table,
+          "Requests waiting when every connection is busy and no more may open."),
+};
+static TABLE(pool_table, "clusters[].pool", pool_keys);
+
+static const struct cfg_key cluster_timeout_keys[] = {
+    DUR(struct cfg_cluster_timeouts, "connect", connect_ms, "1s", 1,
+        "Longest time to open an upstream connection."),
+    DUR(struct cfg_cluster_timeouts, "read", read_ms, "2s", 0,
+        "Longest gap between bytes while a response is pending, re-armed on every read; expiry "
+        "closes the connection and fails its requests. 0 disables."),
+    DUR(struct cfg_cluster_timeouts, "write", write_ms, "2s", 0,
+        "Longest a write to the upstream may stall. 0 disables."),
+};
+static TABLE(cluster_timeouts_table, "clusters[].timeouts", cluster_timeout_keys);
+
+static const struct cfg_key active_keys[] = {
+    DUR(struct cfg_health_active, "interval", interval_ms, "2s", 100, "Time between checks."),
+    DUR(struct cfg_health_active, "timeout", timeout_ms, "1s", 1,
+        "Longest a check may take; at most interval."),
+    U32(struct cfg_health_active, "rise", rise, "2", 1, 100,
+        "Passing checks in a row that mark a server up."),
+    U32(struct cfg_health_active, "fall", fall, "3", 1, 100,
+        "Failing checks in a row that mark a server down."),
+    KIND(struct cfg_health_active, "send", CFG_K_BYTES, send, 0,
+         "Bytes written after connecting (double-quoted escapes such as \"PING\\r\\n\" work). "
+         "Unset: a connect-only check."),
+    KIND(struct cfg_health_active, "expect", CFG_K_BYTES, expect, 0,
+         "Prefix the reply must start with. Unset: any reply (or none, without send) passes."),
+};
+static TABLE(active_table, "clusters[].health.active", active_keys);
+
+static const struct cfg_key passive_keys[] = {
+    U32(struct cfg_health_passive, "consecutive_failures", consecutive_failures, "5", 1, 1000,
+        "Failures in a row seen by traffic that eject a server."),
+    DUR(struct cfg_health_passive, "eject", eject_ms, "10s", 1,
+        "First ejection time; it doubles on each repeat."),
+    DUR(struct cfg_health_passive, "max_eject", max_eject_ms, "5m", 1,
+        "Longest ejection time; at least eject."),
+    U32(struct cfg_health_passive, "max_ejected_percent", max_ejected_percent, "50", 0, 100,
+        "Most of a cluster's servers that may be ejected at once."),
+};
+static TABLE(passive_table, "clusters[].health.passive", passive_keys);
+
+static const struct cfg_key health_keys[] = {
+    BLOCK(struct cfg_health, "active", CFG_K_OPTIONAL, active, active_table,
+          "Active checks on connections of their own (optional)."),
+    BLOCK(struct cfg_health, "passive", CFG_K_OPTIONAL, passive, passive_table,
+          "Ejection on failures seen by traffic (optional)."),
+};
+static TABLE(health_table, "clusters[].health", health_keys);
+
+static const struct cfg_key tls_client_keys[] = {
+    KIND(struct cfg_tls_client, "ca", CFG_K_PATH, ca, 0,
+         "PEM CA bundle to verify upstreams with. Unset: the system's."),
+    {.name = "verify",
+     .kind = CFG_K_BOOL,
+     .off = offsetof(struct cfg_tls_client, verify),
+     .def = "true",
+     .doc = "Verify the upstream's certificate and name."},
+    KIND(struct cfg_tls_client, "sni", CFG_K_HOSTNAME, sni, 0,
+         "Server name sent and verified. Unset: the server's host."),
+};
+static TABLE(tls_client_table, "clusters[].tls", tls_client_keys);
+
+static const struct cfg_key cluster_keys[] = {
+    KIND(struct cfg_cluster, "name", CFG_K_NAME, name, CFG_F_REQUIRED,
+         "Unique name, used by listeners, logs and metric labels."),
+    KIND(struct cfg_cluster, "codec", CFG_K_CODEC, codec, 0,
+         "How upstream bytes are framed. Unset: the codec of the listeners that use it. A "
+         "different one re-frames each payload (line and length re-frame into each other)."),
+    ENUM(struct cfg_cluster, "balance", balance, "round_robin", balance_enum,
+         "round_robin (smooth weighted), least_request (power of two choices), random "
+         "(weighted) or hash."),
+    U32(struct cfg_cluster, "retries", retries, "1", 0, 10,
+        "Re-dispatches of a request never written upstream, to another server when there is "
+        "one."),
+    LIST(struct cfg_cluster, "servers", servers, nservers, struct cfg_server, server_table, 1,
+         CFG_F_REQUIRED, "The upstream servers; at least one."),
+    BLOCK(struct cfg_cluster, "pool", CFG_K_BLOCK, pool, pool_table,
+          "Upstream connections, per server and per worker."),
+    BLOCK(struct cfg_cluster, "timeouts", CFG_K_BLOCK, timeouts, cluster_timeouts_table,
+          "Upstream deadlines."),
+    BLOCK(struct cfg_cluster, "health", CFG_K_BLOCK, health, health_table,
+          "Active and passive health checking."),
+    BLOCK(struct cfg_cluster, "tls", CFG_K_OPTIONAL, tls, tls_client_table,
+          "Speak TLS to the upstreams (optional)."),
+};
+static TABLE(cluster_table, "clusters[]", cluster_keys);
+
+/* ---- udp ---- */
+
+static const struct cfg_key udp_keys[] = {
+    KIND(struct cfg_udp, "name", CFG_K_NAME, name, CFG_F_REQUIRED,
+         "Unique name, used in logs and metric labels."),
+    KIND(struct cfg_udp, "bind", CFG_K_BIND, bind, CFG_F_REQUIRED,
+         "Address to receive datagrams on."),
+    KIND(struct cfg_udp, "cluster", CFG_K_NAME, cluster_name, CFG_F_REQUIRED,
+         "Name of the cluster that datagrams are relayed to."),
+    DUR(struct cfg_udp, "flow_idle", flow_idle_ms, "30s", 1,
+        "Forget a client's flow (and its upstream socket) after this long without traffic."),
+    U32(struct cfg_udp, "max_flows", max_flows, "65536", 1, 10000000,
+        "Flows kept at once; past it the least recently used is evicted."),
+};
+static TABLE(udp_table, "udp[]", udp_keys);
+
+/* ---- the file ---- */
+
+static const struct cfg_key root_keys[] = {
+    {.name = "workers",
+     .kind = CFG_K_WORKERS,
+     .off = offsetof(struct cfg, workers),
+     .def = "auto",
+     .min = 1,
+     .max = 256,
+     .doc = "Worker threads, each with its own event loop, listeners and pools: auto (one per "
+            "CPU) or 1 to 256."},
+    BLOCK(struct cfg, "log", CFG_K_BLOCK, log, log_table, "Logging to standard error."),
+    BLOCK(struct cfg, "admin", CFG_K_BLOCK, admin, admin_table, "The admin endpoint."),
+    LIST(struct cfg, "listeners", listeners, nlisteners, struct cfg_listener, listener_table, 0,
+         0, "TCP listeners."),
+    LIST(struct cfg, "clusters", clusters, nclusters, struct cfg_cluster, cluster_table, 0, 0,
+         "Upstream clusters."),
+    LIST(struct cfg, "udp", udp, nudp, struct cfg_udp, udp_table, 0, 0, "UDP relays."),
+};
+TABLE(cfg_root_table, "", root_keys);

@@ -1,0 +1,52 @@
+#ifndef PX_LOG_H
+#define PX_LOG_H
+
+/*
+ * Logging to standard error: one line per event, text or JSON, with a UTC
+ * timestamp, level, component, message and the context there is (listener,
+ * cluster, server, peer). The level test is a relaxed atomic load in the
+ * macro, before any argument is evaluated: a hot-path event whose level is
+ * off costs a compare, never a format or a syscall. A line is one write(2),
+ * so lines from worker threads never interleave.
+ */
+
+#include "config/cfg.h"
+
+#include <stdatomic.h>
+
+#define PX_LOG_LINE_MAX 4096
+
+struct px_log_ctx {
+    const char *listener;
+    const char *cluster;
+    const char *server;
+    const char *peer;
+};
+
+extern atomic_int px_log_min_level;
+
+#define px_log_enabled(level)                                                                     \
+    ((int)(level) >= atomic_load_explicit(&px_log_min_level, memory_order_relaxed))
+
+#define PX_LOG(level, component, ctx, ...)                                                        \
+    do {                                                                                          \
+        if (px_log_enabled(level)) {                                                              \
+            px_log_write((level), (component), (ctx), __VA_ARGS__);                               \
+        }                                                                                         \
+    } while (0)
+
+#define px_log_debug(component, ctx, ...) PX_LOG(CFG_LOG_DEBUG, component, ctx, __VA_ARGS__)
+#define px_log_info(component, ctx, ...) PX_LOG(CFG_LOG_INFO, component, ctx, __VA_ARGS__)
+#define px_log_warn(component, ctx, ...) PX_LOG(CFG_LOG_WARN, component, ctx, __VA_ARGS__)
+#define px_log_error(component, ctx, ...) PX_LOG(CFG_LOG_ERROR, component, ctx, __VA_ARGS__)
+
+/* Set the level and format; safe to call while other threads log. */
+void px_log_configure(enum cfg_log_level level, enum cfg_log_format format);
+/* Write to fd instead of standard error (tests). */
+void px_log_set_fd(int fd);
+
+/* Format and write one line; ctx may be NULL. Call through the macros. */
+void px_log_write(enum cfg_log_level level, const char *component, const struct px_log_ctx *ctx,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif
