@@ -82,9 +82,9 @@ struct cfg_codec {
     enum cfg_codec_type type;
     bool set;           /* clusters: declared in the file, or inherited from the listeners */
     uint64_t max_frame; /* bytes; every codec but raw */
-    struct cfg_bytes delimiter; /* line */
-    uint32_t field_offset;      /* length */
-    uint32_t field_size;        /* length: 1 2 3 4 8 */
+    struct cfg_bytes delimiter;     /* line */
+    uint32_t field_offset;          /* length */
+    uint32_t field_size;            /* length: 1 2 3 4 8 */
     enum cfg_byte_order byte_order; /* length */
     int64_t adjust;                 /* length: added to the field's value */
 };

@@ -148,8 +148,7 @@ resolve_cluster(struct ck *ck, const char *list, size_t i, const char *name,
 static bool
 is_wildcard(const struct cfg_addr *a)
 {
-    return a->kind == CFG_ADDR_ANY || strcmp(a->host, "0.0.0.0") == 0 ||
-           strcmp(a->host, "::") == 0;
+    return a->kind == CFG_ADDR_ANY || strcmp(a->host, "0.0.0.0") == 0 || strcmp(a->host, "::") == 0;
 }
 
 /* Two binds conflict on one port when they are the same host or either takes every address. */
@@ -233,8 +232,8 @@ check_codecs(struct ck *ck)
                     err_at(ck, at(ck, "listeners", j, "codec"),
                            "listeners[%zu].codec: %s cannot be re-framed into cluster '%s' "
                            "codec %s (line %u); only line and length re-frame into each other",
-                           j, cfg_codec_name(l->codec.type), c->name,
-                           cfg_codec_name(c->codec.type), at(ck, "clusters", i, "codec")->line);
+                           j, cfg_codec_name(l->codec.type), c->name, cfg_codec_name(c->codec.type),
+                           at(ck, "clusters", i, "codec")->line);
                 }
                 continue;
             }
@@ -314,8 +313,8 @@ cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
     }
     unique_names(&ck, "listeners", "listener", cfg->listeners, cfg->nlisteners,
                  sizeof(*cfg->listeners), offsetof(struct cfg_listener, name));
-    unique_names(&ck, "clusters", "cluster", cfg->clusters, cfg->nclusters,
-                 sizeof(*cfg->clusters), offsetof(struct cfg_cluster, name));
+    unique_names(&ck, "clusters", "cluster", cfg->clusters, cfg->nclusters, sizeof(*cfg->clusters),
+                 offsetof(struct cfg_cluster, name));
     unique_names(&ck, "udp", "udp relay", cfg->udp, cfg->nudp, sizeof(*cfg->udp),
                  offsetof(struct cfg_udp, name));
     for (i = 0; i < cfg->nlisteners; i++) {

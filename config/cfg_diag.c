@@ -56,8 +56,8 @@ cfg_diag_free(struct cfg_diag *diag)
 }
 
 void
-cfg_diag_add(struct cfg_diag *diag, const char *file, unsigned line, unsigned col,
-             const char *path, const char *fmt, ...)
+cfg_diag_add(struct cfg_diag *diag, const char *file, unsigned line, unsigned col, const char *path,
+             const char *fmt, ...)
 {
     char what[512];
     struct diag_entry *e;

@@ -104,8 +104,8 @@ valid_name(const char *s)
  * with a message in why.
  */
 static int
-set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, void *dst,
-           char *why, size_t whylen)
+set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, void *dst, char *why,
+           size_t whylen)
 {
     const char *w = NULL;
     uint64_t u = 0;
@@ -237,8 +237,8 @@ set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, vo
             return 0;
         }
         if (cfg_parse_int(s, &i, &w) == -1 || i < k->min || i > k->max) {
-            snprintf(why, whylen, "expected auto or a number from %lld to %lld",
-                     (long long)k->min, (long long)k->max);
+            snprintf(why, whylen, "expected auto or a number from %lld to %lld", (long long)k->min,
+                     (long long)k->max);
             return -1;
         }
         *(uint32_t *)dst = (uint32_t)i;
@@ -268,9 +268,8 @@ apply_defaults(struct ld *ld, const struct cfg_table *t, void *base, unsigned ma
         }
         if (k->kind == CFG_K_BLOCK) {
             apply_defaults(ld, k->sub, (char *)base + k->off, 0);
-        } else if (k->def != NULL &&
-                   set_scalar(ld, k, k->def, strlen(k->def), (char *)base + k->off, why,
-                              sizeof(why)) == -1) {
+        } else if (k->def != NULL && set_scalar(ld, k, k->def, strlen(k->def),
+                                                (char *)base + k->off, why, sizeof(why)) == -1) {
             fprintf(stderr, "sluice: bad built-in default for %s.%s: %s\n", t->path, k->name, why);
             abort();
         }
@@ -499,8 +498,7 @@ load_map(struct ld *ld, const struct cfg_table *t, const struct cfg_node *node, 
         int idx;
 
         if (it->key->type != CFG_NODE_SCALAR) {
-            err_at(ld, it->key, path, "a key must be a plain name, not %s",
-                   cfg_node_kind(it->key));
+            err_at(ld, it->key, path, "a key must be a plain name, not %s", cfg_node_kind(it->key));
             continue;
         }
         join(kpath, path, it->key->str);

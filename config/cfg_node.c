@@ -103,8 +103,9 @@ attach(struct builder *b, struct cfg_node *node)
 static const char *
 dup_anchor(struct builder *b, const yaml_char_t *anchor)
 {
-    return anchor == NULL ? NULL : cfg_arena_strndup(b->arena, (const char *)anchor,
-                                                     strlen((const char *)anchor));
+    return anchor == NULL
+               ? NULL
+               : cfg_arena_strndup(b->arena, (const char *)anchor, strlen((const char *)anchor));
 }
 
 /* Handle one event; return 0 to go on, 1 at the end of the stream, -1 on error. */

@@ -26,8 +26,8 @@ struct cfg_item {
 
 struct cfg_node {
     enum cfg_node_type type;
-    unsigned line; /* 1-based */
-    unsigned col;  /* 1-based */
+    unsigned line;   /* 1-based */
+    unsigned col;    /* 1-based */
     const char *str; /* scalar text, NUL-terminated, escapes already applied */
     size_t len;
     bool plain;             /* scalar written without quotes */

@@ -5,39 +5,42 @@
 #define TABLE(var, path_, keys_) const struct cfg_table var = {path_, keys_, N(keys_)}
 #define FOREVER INT64_MAX
 
-#define U32(st, key, field, def_, min_, max_, doc_)                                               \
-    {                                                                                             \
-        .name = key, .kind = CFG_K_U32, .off = offsetof(st, field), .def = def_, .min = min_,     \
-        .max = max_, .doc = doc_                                                                  \
+#define U32(st, key, field, def_, min_, max_, doc_)                                                \
+    {                                                                                              \
+        .name = key, .kind = CFG_K_U32, .off = offsetof(st, field), .def = def_, .min = min_,      \
+        .max = max_, .doc = doc_                                                                   \
     }
-#define DUR(st, key, field, def_, min_, doc_)                                                     \
-    {                                                                                             \
-        .name = key, .kind = CFG_K_DURATION, .off = offsetof(st, field), .def = def_,             \
-        .min = min_, .max = FOREVER, .doc = doc_                                                  \
+#define DUR(st, key, field, def_, min_, doc_)                                                      \
+    {                                                                                              \
+        .name = key, .kind = CFG_K_DURATION, .off = offsetof(st, field), .def = def_, .min = min_, \
+        .max = FOREVER, .doc = doc_                                                                \
     }
-#define ENUM(st, key, field, def_, enums_, doc_)                                                  \
-    {                                                                                             \
-        .name = key, .kind = CFG_K_ENUM, .off = offsetof(st, field), .def = def_,                 \
-        .enums = enums_, .doc = doc_                                                              \
+#define ENUM(st, key, field, def_, enums_, doc_)                                                   \
+    {                                                                                              \
+        .name = key, .kind = CFG_K_ENUM, .off = offsetof(st, field), .def = def_, .enums = enums_, \
+        .doc = doc_                                                                                \
     }
-#define KIND(st, key, kind_, field, flags_, doc_)                                                 \
-    {                                                                                             \
-        .name = key, .kind = kind_, .off = offsetof(st, field), .flags = flags_, .doc = doc_      \
+#define KIND(st, key, kind_, field, flags_, doc_)                                                  \
+    {                                                                                              \
+        .name = key, .kind = kind_, .off = offsetof(st, field), .flags = flags_, .doc = doc_       \
     }
-#define BLOCK(st, key, kind_, field, sub_, doc_)                                                  \
-    {                                                                                             \
-        .name = key, .kind = kind_, .off = offsetof(st, field), .sub = &sub_, .doc = doc_         \
+#define BLOCK(st, key, kind_, field, sub_, doc_)                                                   \
+    {                                                                                              \
+        .name = key, .kind = kind_, .off = offsetof(st, field), .sub = &sub_, .doc = doc_          \
     }
-#define LIST(st, key, field, count, elem, sub_, min_, flags_, doc_)                               \
-    {                                                                                             \
-        .name = key, .kind = CFG_K_LIST, .off = offsetof(st, field),                              \
-        .count_off = offsetof(st, count), .elem_size = sizeof(elem), .sub = &sub_, .min = min_,   \
-        .flags = flags_, .doc = doc_                                                              \
+#define LIST(st, key, field, count, elem, sub_, min_, flags_, doc_)                                \
+    {                                                                                              \
+        .name = key, .kind = CFG_K_LIST, .off = offsetof(st, field),                               \
+        .count_off = offsetof(st, count), .elem_size = sizeof(elem), .sub = &sub_, .min = min_,    \
+        .flags = flags_, .doc = doc_                                                               \
     }
 
 static const struct cfg_enum level_enum[] = {
-    {"debug", CFG_LOG_DEBUG}, {"info", CFG_LOG_INFO}, {"warn", CFG_LOG_WARN},
-    {"error", CFG_LOG_ERROR}, {NULL, 0},
+    {"debug", CFG_LOG_DEBUG},
+    {"info", CFG_LOG_INFO},
+    {"warn", CFG_LOG_WARN},
+    {"error", CFG_LOG_ERROR},
+    {NULL, 0},
 };
 
 static const struct cfg_enum format_enum[] = {
@@ -364,8 +367,8 @@ static const struct cfg_key root_keys[] = {
             "CPU) or 1 to 256."},
     BLOCK(struct cfg, "log", CFG_K_BLOCK, log, log_table, "Logging to standard error."),
     BLOCK(struct cfg, "admin", CFG_K_BLOCK, admin, admin_table, "The admin endpoint."),
-    LIST(struct cfg, "listeners", listeners, nlisteners, struct cfg_listener, listener_table, 0,
-         0, "TCP listeners."),
+    LIST(struct cfg, "listeners", listeners, nlisteners, struct cfg_listener, listener_table, 0, 0,
+         "TCP listeners."),
     LIST(struct cfg, "clusters", clusters, nclusters, struct cfg_cluster, cluster_table, 0, 0,
          "Upstream clusters."),
     LIST(struct cfg, "udp", udp, nudp, struct cfg_udp, udp_table, 0, 0, "UDP relays."),

@@ -151,9 +151,10 @@ void
 px_log_write(enum cfg_log_level level, const char *component, const struct px_log_ctx *ctx,
              const char *fmt, ...)
 {
-    static const char *const names[] = {
-        [CFG_LOG_DEBUG] = "debug", [CFG_LOG_INFO] = "info", [CFG_LOG_WARN] = "warn",
-        [CFG_LOG_ERROR] = "error"};
+    static const char *const names[] = {[CFG_LOG_DEBUG] = "debug",
+                                        [CFG_LOG_INFO] = "info",
+                                        [CFG_LOG_WARN] = "warn",
+                                        [CFG_LOG_ERROR] = "error"};
     bool json = atomic_load_explicit(&log_format, memory_order_relaxed) == CFG_LOG_JSON;
     char msg[PX_LOG_LINE_MAX], ts[40];
     struct timespec now;

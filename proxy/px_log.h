@@ -25,14 +25,14 @@ struct px_log_ctx {
 
 extern atomic_int px_log_min_level;
 
-#define px_log_enabled(level)                                                                     \
+#define px_log_enabled(level)                                                                      \
     ((int)(level) >= atomic_load_explicit(&px_log_min_level, memory_order_relaxed))
 
-#define PX_LOG(level, component, ctx, ...)                                                        \
-    do {                                                                                          \
-        if (px_log_enabled(level)) {                                                              \
-            px_log_write((level), (component), (ctx), __VA_ARGS__);                               \
-        }                                                                                         \
+#define PX_LOG(level, component, ctx, ...)                                                         \
+    do {                                                                                           \
+        if (px_log_enabled(level)) {                                                               \
+            px_log_write((level), (component), (ctx), __VA_ARGS__);                                \
+        }                                                                                          \
     } while (0)
 
 #define px_log_debug(component, ctx, ...) PX_LOG(CFG_LOG_DEBUG, component, ctx, __VA_ARGS__)

@@ -25,10 +25,10 @@ log_summary(const struct px_server *srv, const char *what)
     px_log_info("config", NULL,
                 "%s %s (generation %u): %zu listener%s, %zu cluster%s, %zu udp relay%s, "
                 "workers %s%u, log level %s",
-                what, srv->path, srv->generation, cfg->nlisteners,
-                cfg->nlisteners == 1 ? "" : "s", cfg->nclusters, cfg->nclusters == 1 ? "" : "s",
-                cfg->nudp, cfg->nudp == 1 ? "" : "s", cfg->workers == 0 ? "auto" : "",
-                cfg->workers, cfg_log_level_name(cfg->log.level));
+                what, srv->path, srv->generation, cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s",
+                cfg->nclusters, cfg->nclusters == 1 ? "" : "s", cfg->nudp,
+                cfg->nudp == 1 ? "" : "s", cfg->workers == 0 ? "auto" : "", cfg->workers,
+                cfg_log_level_name(cfg->log.level));
 }
 
 static void
@@ -59,8 +59,8 @@ on_reload(evutil_socket_t sig, short events, void *arg)
     cfg_diag_free(diag);
     if (next == NULL) {
         px_log_error("config", NULL,
-                     "reload of %s failed with %zu error%s; still running generation %u",
-                     srv->path, n, n == 1 ? "" : "s", srv->generation);
+                     "reload of %s failed with %zu error%s; still running generation %u", srv->path,
+                     n, n == 1 ? "" : "s", srv->generation);
         return;
     }
     cfg_free(srv->cfg);

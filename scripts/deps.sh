@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what sluice needs to build and test, from Debian 12's packages.
+# The one list of packages: the quickstart, the tests and CI all call this.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  gcc make cmake pkg-config
+  libevent-dev libssl-dev libyaml-dev libcmocka-dev
+  # tests
+  python3 python3-pytest python3-yaml
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+echo "deps: ${#PACKAGES[@]} packages installed"
