@@ -64,7 +64,7 @@ cfg_diag_add(struct cfg_diag *diag, const char *file, unsigned line, unsigned co
     va_list ap;
     int n;
 
-    if (diag->n == CFG_DIAG_MAX) {
+    if (diag->n == CFG_DIAG_KEEP) {
         diag->dropped++;
         return;
     }
@@ -108,8 +108,17 @@ by_position(const void *a, const void *b)
 void
 cfg_diag_finish(struct cfg_diag *diag)
 {
+    size_t i;
+
     if (diag->n > 1) {
         qsort(diag->entries, diag->n, sizeof(*diag->entries), by_position);
+    }
+    for (i = CFG_DIAG_MAX; i < diag->n; i++) { /* the first CFG_DIAG_MAX in file order stay */
+        free(diag->entries[i].msg);
+        diag->dropped++;
+    }
+    if (diag->n > CFG_DIAG_MAX) {
+        diag->n = CFG_DIAG_MAX;
     }
     if (diag->dropped > 0 && diag->summary == NULL) {
         int n = snprintf(NULL, 0, "... and %zu more errors", diag->dropped);

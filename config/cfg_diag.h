@@ -5,7 +5,8 @@
 
 #include "cfg.h"
 
-#define CFG_DIAG_MAX 200 /* past this, one line says how many more there were */
+#define CFG_DIAG_MAX 200    /* shown, the first in file order; one line counts the rest */
+#define CFG_DIAG_KEEP 20000 /* collected before sorting */
 
 void cfg_diag_add(struct cfg_diag *diag, const char *file, unsigned line, unsigned col,
                   const char *path, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

@@ -109,7 +109,9 @@ put_string(FILE *f, const char *s, size_t len, bool force_quotes)
             fputs("\\0", f);
             break;
         default:
-            if (c < 0x20 || c >= 0x7f) {
+            /* \xNN is a code point in YAML: only below 0x80 is it the same byte. The
+             * loader gave us valid UTF-8, so bytes from 0x80 up go out as they are. */
+            if (c < 0x20 || c == 0x7f) {
                 fprintf(f, "\\x%02x", c);
             } else {
                 fputc(c, f);
@@ -444,8 +446,9 @@ cfg_reference(FILE *out)
           "- **address**: `host:port` or `[ipv6]:port`; a hostname is kept as a name and "
           "resolved later. A **bind address** may also be `*:port` (every local address).\n"
           "- **name**: 1 to 63 letters, digits, `_`, `-` or `.`.\n"
-          "- **string (bytes)**: in double quotes, YAML escapes give any byte: "
-          "`\"PING\\r\\n\"`, `\"\\x00\\x01\"`.\n"
+          "- **string (bytes)**: in double quotes, YAML escapes give any ASCII byte, NUL "
+          "included: `\"PING\\r\\n\"`, `\"\\x00\\x01\"`; other characters are UTF-8 "
+          "(`\"\\xff\"` is U+00FF, two bytes).\n"
           "- **file path**: must be readable; a relative path is taken from the config file's "
           "folder.\n"
           "- **codec**: a codec name (`codec: line`), or a mapping with `type` and that codec's "

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PATH_LEN 256
@@ -143,10 +144,12 @@ set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, vo
             break;
         }
         if (u < (uint64_t)k->min || u > (uint64_t)k->max) {
-            if (k->kind == CFG_K_DURATION) {
+            if (k->kind == CFG_K_DURATION && u > (uint64_t)k->max) {
+                snprintf(why, whylen, "duration too large");
+            } else if (k->kind == CFG_K_DURATION) {
                 cfg_format_duration((uint64_t)k->min, a, sizeof(a));
                 snprintf(why, whylen, "must be at least %s%s", k->min == 1 ? "1ms" : a,
-                         k->min == 0 ? "" : " (0 is not allowed here)");
+                         u == 0 ? " (0 is not allowed here)" : "");
             } else {
                 cfg_format_size((uint64_t)k->min, a, sizeof(a));
                 cfg_format_size((uint64_t)k->max, b, sizeof(b));
@@ -216,6 +219,7 @@ set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, vo
         }
         return 0;
     case CFG_K_PATH: {
+        struct stat st;
         char *path;
 
         if (len == 0) {
@@ -226,6 +230,10 @@ set_scalar(struct ld *ld, const struct cfg_key *k, const char *s, size_t len, vo
                            : cfg_arena_printf(ld->arena, "%s/%s", ld->dir, s);
         if (access(path, R_OK) == -1) {
             snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        if (stat(path, &st) == -1 || !S_ISREG(st.st_mode)) {
+            snprintf(why, whylen, "'%s' is not a regular file", path);
             return -1;
         }
         *(char **)dst = path;
@@ -338,6 +346,10 @@ check_codec(struct ld *ld, const struct cfg_node *node, const char *path, struct
     if (c->type == CFG_CODEC_LINE && (c->delimiter.len == 0 || c->delimiter.len > 8)) {
         err_at(ld, child_or(node, "delimiter"), join(kpath, path, "delimiter"),
                "a delimiter of %zu bytes; expected 1 to 8 bytes", c->delimiter.len);
+    } else if (c->type == CFG_CODEC_LINE && c->max_frame < c->delimiter.len) {
+        err_at(ld, child_or(node, "max_frame"), join(kpath, path, "max_frame"),
+               "max_frame %llu is shorter than the delimiter; no line could fit",
+               (unsigned long long)c->max_frame);
     }
     if (c->type != CFG_CODEC_LENGTH) {
         return;

@@ -58,7 +58,15 @@ cfg_parse_duration(const char *s, uint64_t *ms, const char **why)
         size_t i, ulen = 0;
         int n = read_digits(&s, &v);
 
-        if (n <= 0) {
+        if (n < 0) {
+            *why = "duration too large";
+            return -1;
+        }
+        if (n == 0) {
+            return -1;
+        }
+        if (*s == '.') {
+            *why = "a duration takes whole numbers; write 1500ms, not 1.5s";
             return -1;
         }
         while (isalpha((unsigned char)s[ulen])) {
@@ -141,10 +149,14 @@ cfg_parse_int(const char *s, int64_t *out, const char **why)
         s++;
     }
     n = read_digits(&s, &v);
+    if (n < 0) {
+        *why = "integer out of range";
+        return -1;
+    }
     if (n == 0 || *s != '\0') {
         return -1;
     }
-    if (n < 0 || v > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
         *why = "integer out of range";
         return -1;
     }
@@ -171,6 +183,7 @@ bool
 cfg_valid_hostname(const char *s)
 {
     size_t len = strlen(s), label = 0;
+    bool digits_only = true; /* of the current label */
     const char *p;
 
     if (len == 0 || len > 253) {
@@ -182,6 +195,7 @@ cfg_valid_hostname(const char *s)
                 return false;
             }
             label = 0;
+            digits_only = true;
             continue;
         }
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
@@ -190,11 +204,18 @@ cfg_valid_hostname(const char *s)
         if (*p == '-' && label == 0) {
             return false;
         }
+        if (!isdigit((unsigned char)*p)) {
+            digits_only = false;
+        }
         if (++label > 63) {
             return false;
         }
     }
-    return label > 0 || len > 1; /* a trailing dot (absolute name) is fine */
+    if (label == 0) { /* a trailing dot: an absolute name; judge the label before it */
+        return len > 1;
+    }
+    /* RFC 1123 2.1: a top-level label is never all digits, so 10.0.0.256 is a typo, not a name */
+    return p[-1] != '-' && !digits_only;
 }
 
 static int
@@ -244,8 +265,12 @@ cfg_parse_addr(struct cfg_arena *arena, const char *s, bool wildcard, struct cfg
         hlen = (size_t)(colon - s);
         port = colon + 1;
     }
-    if (hlen == 0 || hlen >= sizeof(buf)) {
+    if (hlen == 0) {
         *why = "missing host; expected host:port";
+        return -1;
+    }
+    if (hlen >= sizeof(buf)) {
+        *why = "host name too long";
         return -1;
     }
     if (parse_port(port, &out->port) == -1) {
@@ -265,6 +290,9 @@ cfg_parse_addr(struct cfg_arena *arena, const char *s, bool wildcard, struct cfg
         sin6->sin6_port = htons(out->port);
         out->salen = sizeof(*sin6);
         out->kind = CFG_ADDR_IPV6;
+        /* the canonical spelling, so [0::1] and [::1] compare equal */
+        inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
+        hlen = strlen(buf);
         out->text = cfg_arena_printf(arena, "[%s]:%u", buf, out->port);
     } else if (strcmp(buf, "*") == 0) {
         if (!wildcard) {
@@ -277,6 +305,8 @@ cfg_parse_addr(struct cfg_arena *arena, const char *s, bool wildcard, struct cfg
         struct sockaddr_in *sin = (struct sockaddr_in *)&out->sa;
 
         if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
+            inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
+            hlen = strlen(buf);
             sin->sin_family = AF_INET;
             sin->sin_port = htons(out->port);
             out->salen = sizeof(*sin);

@@ -29,7 +29,11 @@ int cfg_parse_bool(const char *s, bool *out, const char **why);
 int cfg_parse_addr(struct cfg_arena *arena, const char *s, bool wildcard, struct cfg_addr *out,
                    const char **why);
 
-/* A DNS hostname: labels of letters, digits and '-', at most 253 characters. */
+/*
+ * A DNS hostname: labels of letters, digits, '-' (not first or last) and '_'
+ * (compose and container names use it), at most 253 characters, the last
+ * label not all digits.
+ */
 bool cfg_valid_hostname(const char *s);
 
 /* The shortest exact spelling: 300000 -> "5m", 1500 -> "1500ms", 0 -> "0s". */
