@@ -45,10 +45,15 @@ err_at(struct ld *ld, const struct cfg_node *node, const char *path, const char 
     cfg_diag_add(ld->diag, ld->file, node->line, node->col, path, "%s", what);
 }
 
+/* path.key into buf (PATH_LEN bytes); a path too deep to print ends in "..." */
 static const char *
 join(char *buf, const char *path, const char *key)
 {
-    snprintf(buf, PATH_LEN, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+    int n = snprintf(buf, PATH_LEN, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+
+    if (n < 0 || n >= PATH_LEN) {
+        memcpy(buf + PATH_LEN - 4, "...", 4);
+    }
     return buf;
 }
 
@@ -321,8 +326,11 @@ load_list(struct ld *ld, const struct cfg_key *k, const struct cfg_node *node, c
     elems = node->nitems > 0 ? cfg_arena_alloc(ld->arena, node->nitems * k->elem_size) : NULL;
     for (it = node->items; it != NULL; it = it->next, i++) {
         char ipath[PATH_LEN];
+        int n = snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
 
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (n < 0 || (size_t)n >= sizeof(ipath)) {
+            memcpy(ipath + sizeof(ipath) - 4, "...", 4);
+        }
         load_map(ld, k->sub, it->val, ipath, elems + i * k->elem_size, 0);
     }
     *(void **)((char *)base + k->off) = elems;
