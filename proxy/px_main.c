@@ -116,6 +116,10 @@ main(int argc, char **argv)
     if (cfg == NULL) {
         return EXIT_CONFIG;
     }
+    if (px_server_check(cfg) > 0) {
+        cfg_free(cfg);
+        return EXIT_CONFIG;
+    }
     if (test) {
         rc = cfg_dump(cfg, stdout) == 0 && fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
         fprintf(stderr, "sluice: %s: configuration ok\n", path);

@@ -2,20 +2,127 @@
 #include "config/cfg.h"
 #include "proxy/px_log.h"
 
+#include "proxy/px_worker.h"
+
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct px_server {
     struct event_base *base; /* owned */
     struct cfg *cfg;         /* owned: the running configuration */
     const char *path;
     unsigned generation;
-    struct event *sig_term; /* owned */
-    struct event *sig_int;  /* owned */
-    struct event *sig_hup;  /* owned */
+    struct event *sig_term;     /* owned */
+    struct event *sig_int;      /* owned */
+    struct event *sig_hup;      /* owned */
+    struct px_worker **workers; /* owned */
+    unsigned nworkers;
+    atomic_uint *clients; /* owned: per listener, across workers */
 };
+
+int
+px_server_check(const struct cfg *cfg)
+{
+    int problems = 0;
+    size_t i;
+
+#define NOT_YET(...)                                                                               \
+    do {                                                                                           \
+        fprintf(stderr, "sluice: %s: ", cfg->file);                                                \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fprintf(stderr, " is not available in this version yet\n");                                \
+        problems++;                                                                                \
+    } while (0)
+    for (i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+
+        if (l->codec.type == CFG_CODEC_RESP || l->codec.type == CFG_CODEC_HTTP) {
+            NOT_YET("listeners[%zu] (%s): codec %s", i, l->name, cfg_codec_name(l->codec.type));
+        }
+        if (l->tls.enabled) {
+            NOT_YET("listeners[%zu] (%s): tls", i, l->name);
+        }
+    }
+    for (i = 0; i < cfg->nclusters; i++) {
+        const struct cfg_cluster *c = &cfg->clusters[i];
+
+        if (c->balance == CFG_BALANCE_HASH) {
+            NOT_YET("clusters[%zu] (%s): balance hash", i, c->name);
+        }
+        if (c->tls.enabled) {
+            NOT_YET("clusters[%zu] (%s): tls", i, c->name);
+        }
+        if (c->health.active.enabled || c->health.passive.enabled) {
+            NOT_YET("clusters[%zu] (%s): health checks", i, c->name);
+        }
+    }
+    if (cfg->nudp > 0) {
+        NOT_YET("udp[0] (%s): udp relays", cfg->udp[0].name);
+    }
+#undef NOT_YET
+    return problems;
+}
+
+static unsigned
+worker_count(const struct cfg *cfg)
+{
+    long n;
+
+    if (cfg->workers > 0) {
+        return cfg->workers;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Build every worker before starting any: a bind error stops the start cleanly. */
+static int
+start_workers(struct px_server *srv)
+{
+    const struct cfg *cfg = srv->cfg;
+    unsigned i, n = worker_count(cfg);
+
+    srv->clients = calloc(cfg->nlisteners + 1, sizeof(*srv->clients));
+    srv->workers = calloc(n, sizeof(*srv->workers));
+    if (srv->clients == NULL || srv->workers == NULL) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        srv->workers[i] = px_worker_new(cfg, i, srv->clients);
+        if (srv->workers[i] == NULL) {
+            return -1;
+        }
+        srv->nworkers++;
+    }
+    for (i = 0; i < n; i++) {
+        if (px_worker_start(srv->workers[i]) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+stop_workers(struct px_server *srv)
+{
+    unsigned i;
+
+    for (i = 0; i < srv->nworkers; i++) {
+        px_worker_stop(srv->workers[i]);
+    }
+    for (i = 0; i < srv->nworkers; i++) {
+        px_worker_log_stats(srv->workers[i]);
+        px_worker_free(srv->workers[i]);
+    }
+    free(srv->workers);
+    free(srv->clients);
+}
 
 static void
 log_summary(const struct px_server *srv, const char *what)
@@ -96,6 +203,10 @@ px_server_run(struct cfg *cfg, const char *path)
     srv.cfg = cfg;
     srv.path = path;
     srv.generation = 1;
+    if (evthread_use_pthreads() == -1) {
+        px_log_error("server", NULL, "cannot make libevent thread-safe");
+        goto out;
+    }
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         px_log_error("server", NULL, "cannot ignore SIGPIPE");
         goto out;
@@ -119,6 +230,12 @@ px_server_run(struct cfg *cfg, const char *path)
     px_log_info("server", NULL, "sluice %s starting (libevent %s, backend %s)", SLUICE_VERSION,
                 event_get_version(), event_base_get_method(srv.base));
     log_summary(&srv, "loaded");
+    if (start_workers(&srv) == -1) {
+        px_log_error("server", NULL, "start failed");
+        goto out;
+    }
+    px_log_info("server", NULL, "serving with %u worker%s", srv.nworkers,
+                srv.nworkers == 1 ? "" : "s");
     if (event_base_dispatch(srv.base) == -1) {
         px_log_error("server", NULL, "event loop failed");
         goto out;
@@ -126,6 +243,7 @@ px_server_run(struct cfg *cfg, const char *path)
     px_log_info("server", NULL, "stopped");
     rc = 0;
 out:
+    stop_workers(&srv);
     if (srv.sig_term != NULL) {
         event_free(srv.sig_term);
     }

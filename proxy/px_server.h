@@ -10,6 +10,9 @@
 
 struct cfg;
 
+/* Report (to stderr) what cfg asks for that this version cannot serve yet; return how much. */
+int px_server_check(const struct cfg *cfg);
+
 /* Run until stopped. Takes ownership of cfg. Return 0, or -1 on a runtime failure. */
 int px_server_run(struct cfg *cfg, const char *path);
 

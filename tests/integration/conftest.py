@@ -111,3 +111,88 @@ def write_config(tmp_path):
 
 def run(argv, timeout=30, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+PYTHON = "/usr/bin/python3"
+
+
+class Upstream:
+    """tests/tools/fakeupstream.py on an ephemeral port."""
+
+    def __init__(self, proc, port, stats_path):
+        self.proc = proc
+        self.port = port
+        self.stats_path = stats_path
+
+    def stats(self):
+        import json
+
+        with open(self.stats_path) as f:
+            return json.load(f)
+
+
+@pytest.fixture
+def upstream(procs, tmp_path):
+    """Start fake upstreams: upstream(mode="echo", framing="line", port=0, ...)."""
+    count = [0]
+
+    def start(mode="echo", framing="line", port=0, **opts):
+        count[0] += 1
+        stats = str(tmp_path / ("upstream%d.json" % count[0]))
+        argv = [PYTHON, os.path.join(TOOLS, "fakeupstream.py"), "--mode", mode, "--framing", framing,
+                "--port", str(port), "--stats", stats, "--lifetime", "300"]
+        for k, v in opts.items():
+            argv += ["--" + k.replace("_", "-"), str(v)]
+        p = procs(argv)
+        line = p.p.stdout.readline().decode()
+        assert line.startswith("ready "), "fake upstream did not start: %r %s" % (line, "\n".join(p.lines))
+        return Upstream(p, int(line.split()[1]), stats)
+
+    return start
+
+
+def wait_port(port, timeout=10.0):
+    """Wait until something accepts on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("nothing listens on port %d after %.1fs" % (port, timeout))
+
+
+@pytest.fixture
+def sluice(sluice_bin, write_config, procs):
+    """Start sluice on a config text and wait until it serves: sluice(text) -> Proc."""
+
+    def start(text, wait=True, **kw):
+        path = write_config(text)
+        p = procs([sluice_bin, "-c", path], **kw)
+        if wait:
+            p.wait_line("serving with")
+        p.config_path = path
+        return p
+
+    return start
+
+
+def stats_lines(proc, kind):
+    """The 'stats' lines sluice logs at stop, as {key: int} dicts (kind: listener or cluster)."""
+    out = []
+    for line in proc.lines:
+        if " stats: " not in line or (kind + "=") not in line:
+            continue
+        fields = {}
+        for tok in line.split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                fields[k] = int(v) if v.isdigit() else v
+        out.append(fields)
+    return out
+
+
+def stats_sum(proc, kind, key):
+    return sum(f.get(key, 0) for f in stats_lines(proc, kind))

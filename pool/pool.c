@@ -1,0 +1,928 @@
+/*
+ * Upstream connections and their pools: connect, warm, pipeline, idle,
+ * retire, reconnect with backoff, dispatch and the wait queue.
+ */
+#include "pool_internal.h"
+#include "pool_io.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define READ_CHUNK 65536
+
+enum conn_state {
+    CONN_CONNECTING,
+    CONN_READY,
+    CONN_RETIRING, /* takes no new requests; closes when its FIFO drains */
+};
+
+enum rev_mode {
+    REV_OFF,
+    REV_RESPONSE, /* a response is pending: the read deadline */
+    REV_IDLE,     /* nothing pending: idle_timeout and max_lifetime */
+};
+
+struct pool_conn {
+    TAILQ_ENTRY(pool_conn) link;
+    struct pool_server *server; /* borrowed */
+    int fd;                     /* owned */
+    uint8_t state;              /* enum conn_state */
+    uint8_t rev_mode;           /* enum rev_mode */
+    bool exclusive;             /* connecting for a lease; not in server->conns */
+    int connect_errno;          /* an immediate connect() failure, reported from wev */
+    struct event rev;
+    struct event wev;
+    struct evbuffer *in;  /* owned */
+    struct evbuffer *out; /* owned */
+    struct pool_req_list fifo;
+    unsigned nfifo;
+    uint64_t born;
+    uint64_t nreq;
+    unsigned char fstate[POOL_FRAME_STATE_SIZE];
+};
+
+const char *const pool_result_str[POOL_RESULT_MAX] = {
+    [POOL_OK] = "ok",
+    [POOL_CONNECT_FAILED] = "connect failed",
+    [POOL_UPSTREAM_ERROR] = "upstream error",
+    [POOL_TIMEOUT] = "upstream timeout",
+    [POOL_MALFORMED] = "malformed response",
+    [POOL_QUEUE_FULL] = "queue full",
+    [POOL_QUEUE_TIMEOUT] = "queue timeout",
+    [POOL_SHUTDOWN] = "shutting down",
+};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void maintain(struct pool_server *s);
+static void drain_queue(struct pool_cluster *c);
+static void conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail);
+
+uint64_t
+pool_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+pool_random(struct pool_cluster *c)
+{
+    /* xorshift64*: balancing needs speed and spread, not secrecy */
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return c->rng * 0x2545F4914F6CDD1DULL;
+}
+
+bool
+pool_server_usable(const struct pool_server *s, uint64_t now)
+{
+    return s->down_until <= now;
+}
+
+static struct timeval
+tv_ms(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return tv;
+}
+
+static void
+event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s,
+         const char *detail)
+{
+    if (c->h.event != NULL) {
+        c->h.event(c->h.arg, c, s->cfg->address.text, ev, detail);
+    }
+}
+
+/* ---- connections ---- */
+
+static void
+conn_free(struct pool_conn *conn)
+{
+    event_del(&conn->rev);
+    event_del(&conn->wev);
+    if (conn->in != NULL) {
+        evbuffer_free(conn->in);
+    }
+    if (conn->out != NULL) {
+        evbuffer_free(conn->out);
+    }
+    free(conn);
+}
+
+/* Take conn out of its server's list and the counts. */
+static void
+conn_detach(struct pool_conn *conn)
+{
+    struct pool_server *s = conn->server;
+
+    if (!conn->exclusive) {
+        TAILQ_REMOVE(&s->conns, conn, link);
+        s->nconns--;
+        s->cluster->stats.conns_active--;
+    }
+}
+
+static struct pool_conn *
+conn_open(struct pool_server *s, bool exclusive)
+{
+    struct pool_cluster *c = s->cluster;
+    struct pool_conn *conn;
+    struct timeval tv = tv_ms(c->cfg->timeouts.connect_ms);
+    int fd, one = 1;
+
+    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        event_ms(c, POOL_EV_CONNECT_FAILED, s, strerror(errno));
+        return NULL;
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        close(fd);
+        return NULL;
+    }
+    conn->server = s;
+    conn->fd = fd;
+    conn->exclusive = exclusive;
+    conn->state = CONN_CONNECTING;
+    conn->born = pool_now_ms();
+    TAILQ_INIT(&conn->fifo);
+    conn->in = evbuffer_new();
+    conn->out = evbuffer_new();
+    if (conn->in == NULL || conn->out == NULL ||
+        event_assign(&conn->rev, c->base, fd, EV_READ | EV_PERSIST, on_read, conn) == -1 ||
+        event_assign(&conn->wev, c->base, fd, EV_WRITE, on_write, conn) == -1) {
+        conn_free(conn);
+        close(fd);
+        return NULL;
+    }
+    if (connect(fd, (const struct sockaddr *)&s->sa, s->salen) == -1 && errno != EINPROGRESS) {
+        conn->connect_errno = errno;
+        event_active(&conn->wev, EV_WRITE, 0); /* reported from the loop, never inline */
+    } else if (event_add(&conn->wev, &tv) == -1) {
+        conn_free(conn);
+        close(fd);
+        return NULL;
+    }
+    if (!exclusive) {
+        TAILQ_INSERT_TAIL(&s->conns, conn, link);
+        s->nconns++;
+        c->stats.conns_active++;
+        if (s->nconns > c->stats.max_conns_seen) {
+            c->stats.max_conns_seen = s->nconns;
+        }
+    }
+    c->stats.conns_opened++;
+    return conn;
+}
+
+/* Close a connection with nothing on it. */
+static void
+conn_close(struct pool_conn *conn)
+{
+    struct pool_server *s = conn->server;
+
+    conn_detach(conn);
+    close(conn->fd);
+    conn_free(conn);
+    s->cluster->stats.conns_closed++;
+    maintain(s);
+}
+
+/* Arm the read event for what the connection is waiting for. */
+static void
+rev_arm(struct pool_conn *conn)
+{
+    const struct cfg_cluster *cfg = conn->server->cluster->cfg;
+    enum rev_mode mode = conn->nfifo > 0 ? REV_RESPONSE : REV_IDLE;
+    uint64_t ms = 0;
+    struct timeval tv;
+
+    if (mode == REV_RESPONSE && conn->rev_mode == REV_RESPONSE) {
+        return; /* EV_PERSIST re-arms the read deadline on every read */
+    }
+    if (mode == REV_RESPONSE) {
+        ms = cfg->timeouts.read_ms;
+    } else {
+        uint64_t age = pool_now_ms() - conn->born;
+
+        ms = cfg->pool.idle_timeout_ms;
+        if (cfg->pool.max_lifetime_ms > 0) {
+            uint64_t left = cfg->pool.max_lifetime_ms > age ? cfg->pool.max_lifetime_ms - age : 1;
+
+            ms = ms == 0 || left < ms ? left : ms;
+        }
+    }
+    tv = tv_ms(ms);
+    if (event_add(&conn->rev, ms > 0 ? &tv : NULL) == -1) {
+        conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm read event");
+        return;
+    }
+    conn->rev_mode = (uint8_t)mode;
+}
+
+/* Write what is buffered; arm the write event for the rest. Return -1 if conn failed. */
+static int
+conn_flush(struct pool_conn *conn)
+{
+    const struct cfg_cluster *cfg = conn->server->cluster->cfg;
+    struct timeval tv = tv_ms(cfg->timeouts.write_ms);
+
+    while (evbuffer_get_length(conn->out) > 0) {
+        int n = evbuffer_write(conn->out, conn->fd);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
+            return -1;
+        }
+    }
+    if (evbuffer_get_length(conn->out) > 0) {
+        if (!event_pending(&conn->wev, EV_WRITE, NULL) &&
+            event_add(&conn->wev, cfg->timeouts.write_ms > 0 ? &tv : NULL) == -1) {
+            conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm write event");
+            return -1;
+        }
+    } else {
+        event_del(&conn->wev);
+    }
+    return 0;
+}
+
+static bool
+conn_expired(const struct pool_conn *conn, uint64_t now)
+{
+    const struct cfg_pool *p = &conn->server->cluster->cfg->pool;
+
+    return (p->max_lifetime_ms > 0 && now - conn->born >= p->max_lifetime_ms) ||
+           (p->max_requests > 0 && conn->nreq >= p->max_requests);
+}
+
+/* Put req on conn; its bytes go out at the end of this loop iteration, batched. */
+static void
+assign(struct pool_conn *conn, struct pool_req *req)
+{
+    struct pool_server *s = conn->server;
+
+    TAILQ_INSERT_TAIL(&conn->fifo, req, link);
+    conn->nfifo++;
+    conn->nreq++;
+    s->inflight++;
+    req->conn = conn;
+    req->last = s;
+    if (conn->state == CONN_CONNECTING) {
+        req->state = POOL_REQ_ASSIGNED;
+        return;
+    }
+    req->state = POOL_REQ_SENT;
+    evbuffer_add_buffer(conn->out, req->frame);
+    event_active(&conn->wev, EV_WRITE, 0);
+    if (conn_expired(conn, pool_now_ms())) {
+        conn->state = CONN_RETIRING;
+    }
+    rev_arm(conn);
+}
+
+static void
+conn_ready(struct pool_conn *conn)
+{
+    struct pool_server *s = conn->server;
+    struct pool_cluster *c = s->cluster;
+    struct pool_req *req;
+
+    if (s->fails > 0) {
+        event_ms(c, POOL_EV_SERVER_UP, s, NULL);
+    }
+    s->fails = 0;
+    s->down_until = 0;
+    if (conn->exclusive) {
+        req = TAILQ_FIRST(&conn->fifo);
+        event_del(&conn->rev);
+        event_del(&conn->wev);
+        evbuffer_free(conn->in);
+        evbuffer_free(conn->out);
+        s->inflight--;
+        req->conn = NULL;
+        req->state = POOL_REQ_NEW;
+        c->stats.leases++;
+        c->h.leased(req, conn->fd);
+        free(conn);
+        return;
+    }
+    conn->state = CONN_READY;
+    TAILQ_FOREACH(req, &conn->fifo, link)
+    {
+        req->state = POOL_REQ_SENT;
+        evbuffer_add_buffer(conn->out, req->frame);
+    }
+    if (conn_flush(conn) == 0) {
+        rev_arm(conn);
+        drain_queue(c);
+    }
+}
+
+static void
+on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_conn *conn = arg;
+    int err = conn->connect_errno;
+    socklen_t len = sizeof(err);
+
+    if (conn->state != CONN_CONNECTING) {
+        if (what & EV_TIMEOUT) {
+            conn_fail(conn, POOL_TIMEOUT, "write timeout");
+        } else {
+            conn_flush(conn);
+        }
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        err = ETIMEDOUT;
+    } else if (err == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        err = errno;
+    }
+    if (err != 0) {
+        struct pool_server *s = conn->server;
+        uint64_t backoff = BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
+
+        s->fails++;
+        s->down_until = pool_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+        s->cluster->stats.connect_failures++;
+        event_ms(s->cluster, POOL_EV_CONNECT_FAILED, s, strerror(err));
+        conn_fail(conn, POOL_CONNECT_FAILED, strerror(err));
+        return;
+    }
+    conn_ready(conn);
+}
+
+/* Deliver every complete response in conn->in to the head of the FIFO. Return -1 if conn failed. */
+static int
+deliver(struct pool_conn *conn)
+{
+    struct pool_cluster *c = conn->server->cluster;
+
+    while (evbuffer_get_length(conn->in) > 0) {
+        const char *why = NULL;
+        ssize_t n = c->h.frame(c->h.frame_arg, conn->in, conn->fstate, &why);
+        struct pool_req *req;
+
+        if (n == POOL_FRAME_AGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            conn_fail(conn, POOL_MALFORMED, why);
+            return -1;
+        }
+        req = TAILQ_FIRST(&conn->fifo);
+        if (req == NULL) {
+            conn_fail(conn, POOL_MALFORMED, "response with no request");
+            return -1;
+        }
+        TAILQ_REMOVE(&conn->fifo, req, link);
+        conn->nfifo--;
+        conn->server->inflight--;
+        memset(conn->fstate, 0, sizeof(conn->fstate));
+        req->conn = NULL;
+        req->state = POOL_REQ_NEW;
+        c->stats.responses++;
+        c->h.response(req, conn->in, (size_t)n);
+    }
+    return 0;
+}
+
+static void
+on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_conn *conn = arg;
+    struct pool_cluster *c = conn->server->cluster;
+    ssize_t n;
+
+    if (what & EV_TIMEOUT) {
+        if (conn->nfifo > 0) {
+            conn_fail(conn, POOL_TIMEOUT, "read timeout");
+        } else if (conn_expired(conn, pool_now_ms()) ||
+                   conn->server->nconns > c->cfg->pool.min_idle) {
+            conn_close(conn);
+        } else {
+            conn->rev_mode = REV_OFF;
+            rev_arm(conn);
+        }
+        return;
+    }
+    n = pool_io_read(conn->in, fd, READ_CHUNK);
+    if (n == 0) {
+        if (conn->nfifo > 0) {
+            conn_fail(conn, POOL_UPSTREAM_ERROR, "closed by the server");
+        } else {
+            conn_close(conn);
+        }
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
+        }
+        return;
+    }
+    if (deliver(conn) == -1) {
+        return;
+    }
+    if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || conn_expired(conn, pool_now_ms()))) {
+        conn_close(conn);
+    } else {
+        if (conn->nfifo == 0) {
+            conn->rev_mode = REV_OFF; /* restart the idle clock */
+        }
+        rev_arm(conn);
+    }
+    drain_queue(c);
+}
+
+/* ---- dispatch ---- */
+
+/* The open connection with the fewest requests in flight and room for one more. */
+static struct pool_conn *
+best_conn(struct pool_server *s, uint64_t now)
+{
+    unsigned max = s->cluster->cfg->pool.max_pipeline;
+    struct pool_conn *conn, *best = NULL;
+
+    TAILQ_FOREACH(conn, &s->conns, link)
+    {
+        if (conn->state == CONN_RETIRING || conn->nfifo >= max) {
+            continue;
+        }
+        if (conn->state == CONN_READY && conn->nfifo == 0 && conn_expired(conn, now)) {
+            conn->state = CONN_RETIRING; /* closed by its idle timer or next read */
+            continue;
+        }
+        if (best == NULL || conn->nfifo < best->nfifo) {
+            best = conn;
+        }
+    }
+    return best;
+}
+
+static struct pool_conn *
+conn_for(struct pool_server *s, uint64_t now)
+{
+    struct pool_conn *conn = best_conn(s, now);
+
+    if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
+        conn = conn_open(s, false);
+    }
+    return conn;
+}
+
+/* A connection for the next request: the balancer's server first, then any with room. */
+static struct pool_conn *
+find_conn(struct pool_cluster *c, const struct pool_server *exclude)
+{
+    struct pool_server *s = c->balancer->pick(c, exclude);
+    uint64_t now = pool_now_ms();
+    struct pool_conn *conn;
+    size_t i, start;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    conn = conn_for(s, now);
+    start = (size_t)(s - c->servers);
+    for (i = 1; conn == NULL && i < c->nservers; i++) {
+        struct pool_server *t = &c->servers[(start + i) % c->nservers];
+
+        if (t != exclude && pool_server_usable(t, now)) {
+            conn = conn_for(t, now);
+        }
+    }
+    return conn;
+}
+
+static void
+arm_queue_timer(struct pool_cluster *c)
+{
+    struct pool_req *head = TAILQ_FIRST(&c->queue);
+    uint64_t now = pool_now_ms(), due;
+    struct timeval tv;
+
+    if (head == NULL) {
+        event_del(c->queue_timer);
+        return;
+    }
+    due = head->queued_ms + c->cfg->pool.queue.timeout_ms;
+    tv = tv_ms(due > now ? due - now : 0);
+    event_add(c->queue_timer, &tv);
+}
+
+static enum pool_result
+enqueue(struct pool_cluster *c, struct pool_req *req)
+{
+    if (c->stats.queue_depth >= c->cfg->pool.queue.max) {
+        return POOL_QUEUE_FULL;
+    }
+    req->state = POOL_REQ_QUEUED;
+    req->conn = NULL;
+    req->queued_ms = pool_now_ms();
+    TAILQ_INSERT_TAIL(&c->queue, req, link);
+    c->stats.queue_depth++;
+    c->stats.queued++;
+    if (c->stats.queue_depth == 1) {
+        arm_queue_timer(c);
+    }
+    return POOL_OK;
+}
+
+static void
+dequeue(struct pool_cluster *c, struct pool_req *req)
+{
+    TAILQ_REMOVE(&c->queue, req, link);
+    c->stats.queue_depth--;
+    req->state = POOL_REQ_NEW;
+}
+
+static void
+drain_queue(struct pool_cluster *c)
+{
+    struct pool_req *req;
+    bool had = !TAILQ_EMPTY(&c->queue);
+
+    while (!c->closing && (req = TAILQ_FIRST(&c->queue)) != NULL) {
+        struct pool_conn *conn = find_conn(c, NULL);
+
+        if (conn == NULL) {
+            break;
+        }
+        dequeue(c, req);
+        assign(conn, req);
+    }
+    if (had) {
+        arm_queue_timer(c);
+    }
+}
+
+static void
+on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_cluster *c = arg;
+    uint64_t now = pool_now_ms();
+    struct pool_req *req;
+
+    (void)fd;
+    (void)what;
+    while ((req = TAILQ_FIRST(&c->queue)) != NULL &&
+           now - req->queued_ms >= c->cfg->pool.queue.timeout_ms) {
+        dequeue(c, req);
+        c->stats.failed[POOL_QUEUE_TIMEOUT]++;
+        c->h.failure(req, POOL_QUEUE_TIMEOUT);
+    }
+    arm_queue_timer(c);
+}
+
+enum pool_result
+pool_submit(struct pool_cluster *c, struct pool_req *req)
+{
+    struct pool_conn *conn = c->closing ? NULL : find_conn(c, NULL);
+
+    c->stats.requests++;
+    req->cluster = c;
+    req->tries = 0;
+    req->exclusive = 0;
+    if (conn != NULL) {
+        assign(conn, req);
+        return POOL_OK;
+    }
+    if (enqueue(c, req) != POOL_OK) {
+        c->stats.failed[POOL_QUEUE_FULL]++;
+        return POOL_QUEUE_FULL;
+    }
+    return POOL_OK;
+}
+
+/* A lease: a warm idle connection from s, or a new exclusive one. */
+static int
+lease_from(struct pool_server *s, struct pool_req *req, int *fd)
+{
+    struct pool_conn *conn;
+
+    TAILQ_FOREACH(conn, &s->conns, link)
+    {
+        if (conn->state == CONN_READY && conn->nfifo == 0 && evbuffer_get_length(conn->in) == 0 &&
+            !conn_expired(conn, pool_now_ms())) {
+            *fd = conn->fd;
+            conn_detach(conn);
+            conn_free(conn);
+            s->cluster->stats.leases++;
+            maintain(s); /* the pool keeps its warm connections */
+            return 1;
+        }
+    }
+    conn = conn_open(s, true);
+    if (conn == NULL) {
+        return -1;
+    }
+    TAILQ_INSERT_TAIL(&conn->fifo, req, link);
+    conn->nfifo = 1;
+    s->inflight++;
+    req->conn = conn;
+    req->last = s;
+    req->state = POOL_REQ_ASSIGNED;
+    return 0;
+}
+
+int
+pool_lease(struct pool_cluster *c, struct pool_req *req, int *fd)
+{
+    struct pool_server *s = c->closing ? NULL : c->balancer->pick(c, NULL);
+
+    req->cluster = c;
+    req->tries = 0;
+    req->exclusive = 1;
+    return s == NULL ? -1 : lease_from(s, req, fd);
+}
+
+/* Retry a request that was never written, elsewhere; or fail it. */
+static void
+retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result)
+{
+    if (!c->closing && req->tries < c->cfg->retries) {
+        struct pool_server *s;
+        int fd;
+
+        req->tries++;
+        c->stats.retries++;
+        if (req->exclusive) {
+            s = c->balancer->pick(c, req->last);
+            if (s != NULL) {
+                int rc = lease_from(s, req, &fd);
+
+                if (rc == 1) {
+                    c->h.leased(req, fd);
+                }
+                if (rc >= 0) {
+                    return;
+                }
+            }
+        } else {
+            struct pool_conn *conn = find_conn(c, req->last);
+
+            if (conn != NULL) {
+                assign(conn, req);
+                return;
+            }
+            if (enqueue(c, req) == POOL_OK) {
+                return;
+            }
+        }
+    }
+    c->stats.failed[result]++;
+    c->h.failure(req, result);
+}
+
+/*
+ * The connection broke: close it, then retry its unwritten requests and fail
+ * the written ones. Its requests move to the cluster's failing list first, so
+ * a callback that cancels one of them finds it there.
+ */
+static void
+conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
+{
+    struct pool_server *s = conn->server;
+    struct pool_cluster *c = s->cluster;
+    struct pool_req *req;
+    bool lost = conn->nfifo > 0;
+
+    conn_detach(conn);
+    close(conn->fd);
+    while ((req = TAILQ_FIRST(&conn->fifo)) != NULL) {
+        TAILQ_REMOVE(&conn->fifo, req, link);
+        s->inflight--;
+        req->conn = NULL;
+        /* ASSIGNED stays ASSIGNED: never written, it may be retried */
+        if (req->state == POOL_REQ_SENT) {
+            req->state = POOL_REQ_FAILING;
+        }
+        TAILQ_INSERT_TAIL(&c->failing, req, link);
+    }
+    conn_free(conn);
+    c->stats.conns_closed++;
+    if (lost && result != POOL_CONNECT_FAILED) {
+        event_ms(c, POOL_EV_CONN_LOST, s, detail);
+    }
+    while ((req = TAILQ_FIRST(&c->failing)) != NULL) {
+        TAILQ_REMOVE(&c->failing, req, link);
+        if (req->state == POOL_REQ_ASSIGNED) {
+            req->state = POOL_REQ_NEW;
+            retry_or_fail(c, req, result);
+        } else {
+            req->state = POOL_REQ_NEW;
+            c->stats.failed[result]++;
+            c->h.failure(req, result);
+        }
+    }
+    maintain(s);
+    drain_queue(c);
+}
+
+int
+pool_cancel(struct pool_req *req)
+{
+    struct pool_conn *conn = req->conn;
+
+    switch ((enum pool_req_state)req->state) {
+    case POOL_REQ_NEW:
+        return 0;
+    case POOL_REQ_QUEUED:
+        dequeue(req->cluster, req);
+        return 0;
+    case POOL_REQ_ASSIGNED:
+        if (conn == NULL) { /* on the failing list */
+            TAILQ_REMOVE(&req->cluster->failing, req, link);
+        } else {
+            TAILQ_REMOVE(&conn->fifo, req, link);
+            conn->nfifo--;
+            conn->server->inflight--;
+            if (conn->exclusive) {
+                close(conn->fd);
+                conn_free(conn);
+                req->cluster->stats.conns_closed++;
+            }
+        }
+        req->state = POOL_REQ_NEW;
+        req->conn = NULL;
+        return 0;
+    case POOL_REQ_SENT:
+    case POOL_REQ_FAILING:
+        break;
+    }
+    return -1;
+}
+
+/* ---- warm connections ---- */
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    maintain(arg);
+}
+
+/* Keep min_idle connections open, backing off while the server refuses. */
+static void
+maintain(struct pool_server *s)
+{
+    struct pool_cluster *c = s->cluster;
+    uint64_t now = pool_now_ms();
+
+    if (c->closing) {
+        return;
+    }
+    if (!pool_server_usable(s, now)) {
+        struct timeval tv = tv_ms(s->down_until - now);
+
+        if (s->nconns < c->cfg->pool.min_idle && !event_pending(s->retry, EV_TIMEOUT, NULL)) {
+            event_add(s->retry, &tv);
+        }
+        return;
+    }
+    while (s->nconns < c->cfg->pool.min_idle) {
+        if (conn_open(s, false) == NULL) {
+            break;
+        }
+        if (!pool_server_usable(s, now)) {
+            break;
+        }
+    }
+}
+
+/* ---- the cluster ---- */
+
+struct pool_cluster *
+pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
+                 const struct sockaddr_storage *addrs, const socklen_t *addrlens,
+                 const struct pool_handler *h)
+{
+    struct pool_cluster *c = calloc(1, sizeof(*c));
+    size_t i;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->base = base;
+    c->cfg = cfg;
+    c->h = *h;
+    c->balancer = pool_balancer_for(cfg->balance);
+    TAILQ_INIT(&c->queue);
+    TAILQ_INIT(&c->failing);
+    if (getrandom(&c->rng, sizeof(c->rng), GRND_NONBLOCK) != sizeof(c->rng) || c->rng == 0) {
+        c->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL | 1;
+    }
+    c->servers = calloc(cfg->nservers, sizeof(*c->servers));
+    c->queue_timer = evtimer_new(base, on_queue_timer, c);
+    if (c->servers == NULL || c->queue_timer == NULL) {
+        goto fail;
+    }
+    c->nservers = cfg->nservers;
+    for (i = 0; i < cfg->nservers; i++) {
+        struct pool_server *s = &c->servers[i];
+
+        s->cluster = c;
+        s->cfg = &cfg->servers[i];
+        s->sa = addrs[i];
+        s->salen = addrlens[i];
+        TAILQ_INIT(&s->conns);
+        s->retry = evtimer_new(base, on_retry, s);
+        if (s->retry == NULL) {
+            goto fail;
+        }
+    }
+    return c;
+fail:
+    pool_cluster_free(c);
+    return NULL;
+}
+
+void
+pool_cluster_start(struct pool_cluster *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nservers; i++) {
+        maintain(&c->servers[i]);
+    }
+}
+
+void
+pool_cluster_free(struct pool_cluster *c)
+{
+    struct pool_req *req;
+    size_t i;
+
+    if (c == NULL) {
+        return;
+    }
+    c->closing = true;
+    while ((req = TAILQ_FIRST(&c->queue)) != NULL) {
+        dequeue(c, req);
+        c->h.failure(req, POOL_SHUTDOWN);
+    }
+    for (i = 0; i < c->nservers && c->servers != NULL; i++) {
+        struct pool_server *s = &c->servers[i];
+        struct pool_conn *conn;
+
+        while ((conn = TAILQ_FIRST(&s->conns)) != NULL) {
+            conn_fail(conn, POOL_SHUTDOWN, NULL);
+        }
+        if (s->retry != NULL) {
+            event_free(s->retry);
+        }
+    }
+    if (c->queue_timer != NULL) {
+        event_free(c->queue_timer);
+    }
+    free(c->servers);
+    free(c);
+}
+
+const struct pool_stats *
+pool_cluster_stats(const struct pool_cluster *c)
+{
+    return &c->stats;
+}
+
+const char *
+pool_cluster_name(const struct pool_cluster *c)
+{
+    return c->cfg->name;
+}
+
+unsigned
+pool_cluster_conns(const struct pool_cluster *c)
+{
+    return (unsigned)c->stats.conns_active;
+}

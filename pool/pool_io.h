@@ -1,0 +1,18 @@
+#ifndef POOL_IO_H
+#define POOL_IO_H
+
+/*
+ * Reading a socket into an evbuffer in one syscall. libevent's evbuffer_read()
+ * asks the kernel how much is readable (an ioctl) before every read and caps
+ * a read at 4 KiB; this reserves up to max bytes and reads once.
+ */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct evbuffer;
+
+/* Bytes read (> 0), 0 at end of stream, or -1 with errno set. */
+ssize_t pool_io_read(struct evbuffer *buf, int fd, size_t max);
+
+#endif

@@ -1,0 +1,45 @@
+#ifndef PX_CODEC_H
+#define PX_CODEC_H
+
+/*
+ * Codecs find frame boundaries in a byte stream. They own nothing and never
+ * remove or copy payload: px_codec_frame() only says how long the first frame
+ * in the buffer is, and the caller moves that many bytes with
+ * evbuffer_remove_buffer(). A frame that would exceed max_frame is rejected as
+ * soon as its header (or, for line, the bytes buffered so far) says so.
+ */
+
+#include "config/cfg.h"
+
+#include <sys/types.h>
+
+struct evbuffer;
+
+#define PX_ERROR (-1) /* the stream is malformed: close the connection */
+#define PX_AGAIN (-2) /* no complete frame yet: read more */
+
+/* Per-connection decoder state; zero it for a new stream and after each frame. */
+struct px_frame_state {
+    size_t scanned; /* line: bytes already searched for the delimiter */
+};
+
+/*
+ * The length in bytes (> 0) of the complete frame at the start of in,
+ * PX_AGAIN, or PX_ERROR with *why pointing at a constant reason. raw has no
+ * frames: it returns every buffered byte (PX_AGAIN when there is none).
+ */
+ssize_t px_codec_frame(const struct cfg_codec *codec, struct evbuffer *in,
+                       struct px_frame_state *st, const char **why);
+
+/*
+ * Re-frame one whole frame of codec from (its bytes in frame, which is
+ * drained) as a frame of codec to, appended to out. line and length re-frame
+ * into each other: the payload is the line without its delimiter, or what
+ * follows the length field. Return 0, or -1 with *why (a line payload that
+ * contains the delimiter, a payload too long for the length field or for
+ * to->max_frame).
+ */
+int px_codec_reframe(const struct cfg_codec *from, const struct cfg_codec *to,
+                     struct evbuffer *frame, struct evbuffer *out, const char **why);
+
+#endif

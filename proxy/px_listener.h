@@ -1,0 +1,37 @@
+#ifndef PX_LISTENER_H
+#define PX_LISTENER_H
+
+/*
+ * A listening socket of one worker (SO_REUSEPORT: every worker binds its own)
+ * and its accept loop. Accepting never spins: on EMFILE, ENFILE, ENOBUFS or
+ * ENOMEM it pauses briefly, counts, and logs at most once a second. Past
+ * max_clients a new connection is closed at once and counted.
+ */
+
+#include <stdatomic.h>
+
+struct cfg_listener;
+struct pool_cluster;
+struct px_listener;
+struct px_listener_stats;
+struct px_worker;
+struct sockaddr_storage;
+
+/*
+ * Bind and listen (addr resolved by the caller); NULL after logging why.
+ * clients counts this listener's clients across all workers, for max_clients.
+ */
+struct px_listener *px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
+                                    const struct sockaddr_storage *addr, unsigned addrlen,
+                                    struct pool_cluster *pool, atomic_uint *clients);
+int px_listener_enable(struct px_listener *l);
+void px_listener_free(struct px_listener *l);
+
+const struct cfg_listener *px_listener_cfg(const struct px_listener *l);
+struct px_listener_stats *px_listener_stats(struct px_listener *l);
+struct pool_cluster *px_listener_pool(const struct px_listener *l);
+struct px_worker *px_listener_worker(const struct px_listener *l);
+/* A client session of this listener ended. */
+void px_listener_client_gone(struct px_listener *l);
+
+#endif

@@ -1,0 +1,295 @@
+#include "px_relay.h"
+#include "config/cfg.h"
+#include "pool/pool.h"
+#include "pool/pool_io.h"
+#include "proxy/px_listener.h"
+#include "proxy/px_log.h"
+#include "proxy/px_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RELAY_CHUNK 65536
+#define RELAY_HIGH (256u << 10) /* stop reading a side while this much waits for the other */
+
+/* One direction: bytes read from src wait in buf until written to dst. */
+struct half {
+    int *src;
+    int *dst;
+    struct event *rev;    /* reads src */
+    struct event *wev;    /* writes dst */
+    struct evbuffer *buf; /* owned */
+    uint64_t *bytes;
+    bool eof;  /* src sent FIN */
+    bool shut; /* dst got shutdown(SHUT_WR) */
+};
+
+struct px_relay {
+    struct pool_req pr; /* first: the pool hands the lease back */
+    struct px_client head;
+    struct px_listener *l; /* borrowed */
+    struct px_worker *w;   /* borrowed */
+    int cfd;               /* owned: the client */
+    int ufd;               /* owned: the upstream, -1 until leased */
+    struct event crev, cwev, urev, uwev;
+    struct half c2u, u2c;
+    bool closing;
+    char peer[64];
+};
+
+static void relay_io(evutil_socket_t fd, short what, void *arg);
+
+static void
+log_ctx(const struct px_relay *r, struct px_log_ctx *ctx)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(r->l);
+
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->listener = cfg->name;
+    ctx->cluster = cfg->cluster_name;
+    ctx->peer = r->peer;
+}
+
+void
+px_relay_close(struct px_relay *r, const char *why)
+{
+    if (r->closing) {
+        return;
+    }
+    r->closing = true;
+    if (why != NULL) {
+        struct px_log_ctx ctx;
+
+        log_ctx(r, &ctx);
+        px_log_debug("relay", &ctx, "closed: %s", why);
+    }
+    event_del(&r->crev);
+    event_del(&r->cwev);
+    if (r->ufd != -1) {
+        event_del(&r->urev);
+        event_del(&r->uwev);
+        close(r->ufd);
+    } else {
+        (void)pool_cancel(&r->pr); /* a lease is never "sent": this always withdraws it */
+    }
+    close(r->cfd);
+    px_listener_client_gone(r->l);
+    px_worker_reap(r->w, &r->head);
+}
+
+void
+px_relay_free(struct px_relay *r)
+{
+    if (r->c2u.buf != NULL) {
+        evbuffer_free(r->c2u.buf);
+    }
+    if (r->u2c.buf != NULL) {
+        evbuffer_free(r->u2c.buf);
+    }
+    free(r);
+}
+
+static void
+client_close(struct px_client *c, const char *why)
+{
+    px_relay_close(px_container_of(c, struct px_relay, head), why);
+}
+
+static void
+client_free(struct px_client *c)
+{
+    px_relay_free(px_container_of(c, struct px_relay, head));
+}
+
+/* Arm h's events: read src while there is room, write dst while bytes wait. */
+static int
+half_arm(struct px_relay *r, struct half *h)
+{
+    uint64_t idle = px_listener_cfg(r->l)->timeouts.idle_ms;
+    struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)(idle % 1000) * 1000};
+    size_t pending = evbuffer_get_length(h->buf);
+
+    if (!h->eof && pending < RELAY_HIGH) {
+        if (event_add(h->rev, idle > 0 ? &tv : NULL) == -1) {
+            return -1;
+        }
+    } else {
+        event_del(h->rev);
+    }
+    if (pending > 0) {
+        return event_add(h->wev, NULL);
+    }
+    event_del(h->wev);
+    if (h->eof && !h->shut) {
+        h->shut = true;
+        if (shutdown(*h->dst, SHUT_WR) == -1 && errno != ENOTCONN) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Move what can be moved on h; -1 when the relay must close. */
+static int
+half_pump(struct px_relay *r, struct half *h, bool readable, bool writable)
+{
+    if (readable && !h->eof) {
+        ssize_t n = pool_io_read(h->buf, *h->src, RELAY_CHUNK);
+
+        if (n == 0) {
+            h->eof = true;
+        } else if (n > 0) {
+            *h->bytes += (uint64_t)n;
+            writable = true; /* try at once: the common case needs no write event */
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;
+        }
+    }
+    while (writable && evbuffer_get_length(h->buf) > 0) {
+        if (evbuffer_write(h->buf, *h->dst) == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            return -1;
+        }
+    }
+    return half_arm(r, h);
+}
+
+static void
+relay_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_relay *r = arg;
+    struct px_log_ctx ctx;
+    bool client = fd == r->cfd;
+    struct half *in = client ? &r->c2u : &r->u2c;  /* what fd reads */
+    struct half *out = client ? &r->u2c : &r->c2u; /* what fd writes */
+
+    if (r->closing) {
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        log_ctx(r, &ctx);
+        px_listener_stats(r->l)->idle_timeouts++;
+        px_log_debug("relay", &ctx, "idle timeout");
+        px_relay_close(r, NULL);
+        return;
+    }
+    if (half_pump(r, in, (what & EV_READ) != 0, false) == -1 ||
+        half_pump(r, out, false, (what & EV_WRITE) != 0) == -1) {
+        px_relay_close(r, strerror(errno));
+        return;
+    }
+    if (r->c2u.shut && r->u2c.shut) {
+        px_relay_close(r, "both sides finished");
+    }
+}
+
+static void
+relay_begin(struct px_relay *r, int ufd)
+{
+    struct event_base *base = px_worker_base(r->w);
+    int one = 1;
+
+    r->ufd = ufd;
+    (void)setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (event_assign(&r->urev, base, ufd, EV_READ, relay_io, r) == -1 ||
+        event_assign(&r->uwev, base, ufd, EV_WRITE, relay_io, r) == -1 ||
+        half_arm(r, &r->c2u) == -1 || half_arm(r, &r->u2c) == -1) {
+        px_relay_close(r, "cannot arm events");
+    }
+}
+
+void
+px_relay_on_leased(struct pool_req *pr, int fd)
+{
+    relay_begin((struct px_relay *)pr, fd);
+}
+
+void
+px_relay_on_failure(struct pool_req *pr, int result)
+{
+    struct px_relay *r = (struct px_relay *)pr;
+    struct px_log_ctx ctx;
+
+    log_ctx(r, &ctx);
+    px_log_warn("relay", &ctx, "no upstream connection (%s); closing the client",
+                pool_result_str[result]);
+    px_listener_stats(r->l)->upstream_failures++;
+    px_relay_close(r, NULL);
+}
+
+static void
+format_peer(const struct sockaddr *peer, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
+
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+    } else {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
+    }
+}
+
+void
+px_relay_start(struct px_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct px_worker *w = px_listener_worker(l);
+    struct event_base *base = px_worker_base(w);
+    struct px_relay *r = calloc(1, sizeof(*r));
+    struct px_listener_stats *st = px_listener_stats(l);
+    int ufd = -1, rc;
+
+    (void)peerlen;
+    if (r == NULL) {
+        close(fd);
+        px_listener_client_gone(l);
+        return;
+    }
+    r->l = l;
+    r->w = w;
+    r->cfd = fd;
+    r->ufd = -1;
+    format_peer(peer, r->peer, sizeof(r->peer));
+    r->c2u = (struct half){&r->cfd,        &r->ufd,       &r->crev, &r->uwev,
+                           evbuffer_new(), &st->bytes_in, false,    false};
+    r->u2c = (struct half){&r->ufd,        &r->cfd,        &r->urev, &r->cwev,
+                           evbuffer_new(), &st->bytes_out, false,    false};
+    if (r->c2u.buf == NULL || r->u2c.buf == NULL ||
+        event_assign(&r->crev, base, fd, EV_READ, relay_io, r) == -1 ||
+        event_assign(&r->cwev, base, fd, EV_WRITE, relay_io, r) == -1) {
+        close(fd);
+        px_listener_client_gone(l);
+        px_relay_free(r);
+        return;
+    }
+    r->head.close = client_close;
+    r->head.free = client_free;
+    px_worker_add_client(w, &r->head);
+    rc = pool_lease(px_listener_pool(l), &r->pr, &ufd);
+    if (rc == 1) {
+        relay_begin(r, ufd);
+    } else if (rc == -1) {
+        px_relay_on_failure(&r->pr, POOL_CONNECT_FAILED);
+    }
+    /* rc == 0: connecting; the client's bytes wait in the kernel until leased */
+}

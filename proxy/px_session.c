@@ -1,0 +1,614 @@
+#include "px_session.h"
+#include "config/cfg.h"
+#include "pool/pool.h"
+#include "pool/pool_io.h"
+#include "proxy/codec/px_codec.h"
+#include "proxy/px_listener.h"
+#include "proxy/px_log.h"
+#include "proxy/px_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+#define OUT_HIGH (1u << 20) /* stop reading a client whose replies pile up past this */
+#define OUT_LOW (256u << 10)
+
+struct px_req {
+    struct pool_req pr; /* first: the pool hands it back */
+    TAILQ_ENTRY(px_req) link;
+    struct px_session *s; /* borrowed; NULL once orphaned */
+    struct px_worker *w;  /* borrowed: whose cache it returns to */
+    struct evbuffer *buf; /* owned: the request, then its response */
+    uint64_t t0;          /* ms: when the request was complete */
+    bool done;
+};
+
+TAILQ_HEAD(px_req_list, px_req);
+
+enum rev_mode {
+    REV_NONE,
+    REV_IDLE,    /* nothing received, nothing in flight */
+    REV_PARTIAL, /* part of a frame received */
+    REV_WAITING, /* whole requests in flight: the request deadline rules */
+};
+
+struct px_session {
+    struct px_client head;
+    struct px_listener *l; /* borrowed */
+    struct px_worker *w;   /* borrowed */
+    int fd;                /* owned */
+    struct event rev;
+    struct event *wev;    /* owned, made on the first reply */
+    struct event *timer;  /* owned, made on the first request: the request deadline */
+    struct evbuffer *in;  /* owned */
+    struct evbuffer *out; /* owned, made on the first reply */
+    struct px_frame_state fst;
+    struct px_req_list reqs; /* every request not yet answered to the client, in order */
+    unsigned ninflight;
+    uint8_t rev_mode;
+    bool paused; /* not reading: too much in flight or too much output */
+    bool eof;    /* the client half-closed */
+    bool closing;
+    char peer[64];
+};
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static void on_request_timer(evutil_socket_t fd, short what, void *arg);
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+tv_ms(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return tv;
+}
+
+static void
+log_ctx(const struct px_session *s, struct px_log_ctx *ctx)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(s->l);
+
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->listener = cfg->name;
+    ctx->cluster = cfg->cluster_name;
+    ctx->peer = s->peer;
+}
+
+/* ---- requests ---- */
+
+size_t
+px_req_size(void)
+{
+    return sizeof(struct px_req);
+}
+
+void
+px_req_init(struct px_req *req, struct px_worker *w)
+{
+    memset(req, 0, sizeof(*req));
+    req->w = w;
+    req->buf = evbuffer_new();
+    if (req->buf == NULL) {
+        fprintf(stderr, "sluice: out of memory\n");
+        abort();
+    }
+}
+
+void
+px_req_deinit(struct px_req *req)
+{
+    evbuffer_free(req->buf);
+}
+
+static void
+req_release(struct px_req *req)
+{
+    evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
+    req->s = NULL;
+    req->done = false;
+    px_worker_req_put(req->w, req);
+}
+
+/* ---- closing ---- */
+
+void
+px_session_close(struct px_session *s, const char *why)
+{
+    struct px_req *req;
+
+    if (s->closing) {
+        return;
+    }
+    s->closing = true;
+    if (why != NULL) {
+        struct px_log_ctx ctx;
+
+        log_ctx(s, &ctx);
+        px_log_debug("session", &ctx, "closed: %s", why);
+    }
+    event_del(&s->rev);
+    if (s->wev != NULL) {
+        event_del(s->wev);
+    }
+    if (s->timer != NULL) {
+        event_del(s->timer);
+    }
+    while ((req = TAILQ_FIRST(&s->reqs)) != NULL) {
+        TAILQ_REMOVE(&s->reqs, req, link);
+        if (req->done || pool_cancel(&req->pr) == 0) {
+            req_release(req);
+        } else {
+            req->s = NULL; /* orphaned: its response is read and dropped */
+        }
+    }
+    close(s->fd);
+    s->fd = -1;
+    px_listener_client_gone(s->l);
+    px_worker_reap(s->w, &s->head);
+}
+
+static void
+client_close(struct px_client *c, const char *why)
+{
+    px_session_close(px_container_of(c, struct px_session, head), why);
+}
+
+static void
+client_free(struct px_client *c)
+{
+    px_session_free(px_container_of(c, struct px_session, head));
+}
+
+void
+px_session_free(struct px_session *s)
+{
+    if (s->wev != NULL) {
+        event_free(s->wev);
+    }
+    if (s->timer != NULL) {
+        event_free(s->timer);
+    }
+    if (s->in != NULL) {
+        evbuffer_free(s->in);
+    }
+    if (s->out != NULL) {
+        evbuffer_free(s->out);
+    }
+    free(s);
+}
+
+/* ---- deadlines ---- */
+
+static void
+arm_rev(struct px_session *s)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(s->l);
+    enum rev_mode mode = REV_WAITING;
+    uint64_t ms = 0;
+    struct timeval tv;
+
+    if (s->paused || s->eof || s->closing) {
+        event_del(&s->rev);
+        s->rev_mode = REV_NONE;
+        return;
+    }
+    if (evbuffer_get_length(s->in) > 0) {
+        mode = REV_PARTIAL;
+        ms = cfg->timeouts.read_ms;
+    } else if (s->ninflight == 0) {
+        mode = REV_IDLE;
+        ms = cfg->timeouts.idle_ms;
+    }
+    if (mode == s->rev_mode) {
+        return; /* EV_PERSIST restarts the same deadline on every read */
+    }
+    tv = tv_ms(ms);
+    if (event_add(&s->rev, ms > 0 ? &tv : NULL) == -1) {
+        px_session_close(s, "cannot arm the read event");
+        return;
+    }
+    s->rev_mode = (uint8_t)mode;
+}
+
+/* The request deadline follows the oldest unanswered request. */
+static void
+arm_timer(struct px_session *s)
+{
+    uint64_t limit = px_listener_cfg(s->l)->timeouts.request_ms, now, due;
+    struct px_req *head = TAILQ_FIRST(&s->reqs);
+    struct timeval tv;
+
+    if (limit == 0 || s->closing) {
+        return;
+    }
+    if (head == NULL) {
+        if (s->timer != NULL) {
+            event_del(s->timer);
+        }
+        return;
+    }
+    if (s->timer == NULL) {
+        s->timer = evtimer_new(px_worker_base(s->w), on_request_timer, s);
+        if (s->timer == NULL) {
+            px_session_close(s, "cannot create the request timer");
+            return;
+        }
+    }
+    now = now_ms();
+    due = head->t0 + limit;
+    tv = tv_ms(due > now ? due - now : 0);
+    event_add(s->timer, &tv);
+}
+
+/* ---- writing to the client ---- */
+
+/*
+ * Write what is buffered. While output stays pending the write event carries
+ * a deadline (timeouts.request) that only progress renews: a client that
+ * does not read its replies is cut off, not buffered for.
+ */
+static void
+flush(struct px_session *s)
+{
+    uint64_t limit = px_listener_cfg(s->l)->timeouts.request_ms;
+    struct timeval tv = tv_ms(limit);
+    bool progress = false;
+
+    while (evbuffer_get_length(s->out) > 0) {
+        int n = evbuffer_write(s->out, s->fd);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            px_session_close(s, strerror(errno));
+            return;
+        }
+        progress = true;
+    }
+    if (evbuffer_get_length(s->out) > 0) {
+        if ((progress || !event_pending(s->wev, EV_WRITE, NULL)) &&
+            event_add(s->wev, limit > 0 ? &tv : NULL) == -1) {
+            px_session_close(s, "cannot arm the write event");
+        }
+        return;
+    }
+    event_del(s->wev);
+    if (s->eof && s->ninflight == 0) {
+        px_session_close(s, "client finished");
+    }
+}
+
+static void
+on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_session *s = arg;
+
+    (void)fd;
+    if (s->closing) {
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        struct px_log_ctx ctx;
+
+        log_ctx(s, &ctx);
+        px_listener_stats(s->l)->write_timeouts++;
+        px_log_info("session", &ctx, "client does not read its replies; closing it");
+        px_session_close(s, NULL);
+        return;
+    }
+    flush(s);
+    if (!s->closing && s->paused && evbuffer_get_length(s->out) <= OUT_LOW &&
+        s->ninflight < px_listener_cfg(s->l)->max_inflight) {
+        s->paused = false;
+        event_active(&s->rev, EV_READ, 0); /* frames may be waiting in s->in */
+    }
+}
+
+/* Move answered requests, in order, to the output; writes happen once per loop turn. */
+static void
+deliver(struct px_session *s)
+{
+    struct px_listener_stats *st = px_listener_stats(s->l);
+    struct px_req *req;
+    bool moved = false;
+
+    while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->done) {
+        TAILQ_REMOVE(&s->reqs, req, link);
+        st->frames_out++;
+        st->bytes_out += evbuffer_get_length(req->buf);
+        evbuffer_add_buffer(s->out, req->buf);
+        s->ninflight--;
+        req_release(req);
+        moved = true;
+    }
+    if (!moved) {
+        return;
+    }
+    arm_timer(s);
+    event_active(s->wev, EV_WRITE, 0);
+    if (s->paused && s->ninflight < px_listener_cfg(s->l)->max_inflight &&
+        evbuffer_get_length(s->out) <= OUT_HIGH) {
+        s->paused = false;
+        event_active(&s->rev, EV_READ, 0);
+    } else if (!s->paused) {
+        arm_rev(s);
+    }
+}
+
+/* ---- pool callbacks ---- */
+
+void
+px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
+{
+    struct px_req *req = (struct px_req *)pr;
+    struct px_session *s = req->s;
+    const struct cfg_listener *cfg;
+
+    if (s == NULL) {
+        evbuffer_drain(in, len); /* orphaned: keep the upstream stream in sync, drop it */
+        req_release(req);
+        return;
+    }
+    cfg = px_listener_cfg(s->l);
+    if (cfg->cluster->codec.type != cfg->codec.type) {
+        struct evbuffer *scratch = px_worker_scratch(s->w);
+        const char *why;
+
+        evbuffer_remove_buffer(in, scratch, len);
+        if (px_codec_reframe(&cfg->cluster->codec, &cfg->codec, scratch, req->buf, &why) == -1) {
+            evbuffer_drain(scratch, evbuffer_get_length(scratch));
+            px_listener_stats(s->l)->upstream_failures++;
+            px_session_close(s, why);
+            return;
+        }
+    } else {
+        evbuffer_remove_buffer(in, req->buf, len);
+    }
+    req->done = true;
+    deliver(s);
+}
+
+void
+px_session_on_failure(struct pool_req *pr, int result)
+{
+    struct px_req *req = (struct px_req *)pr;
+    struct px_session *s = req->s;
+    struct px_log_ctx ctx;
+
+    if (s == NULL) {
+        req_release(req);
+        return;
+    }
+    log_ctx(s, &ctx);
+    px_log_warn("session", &ctx, "request failed (%s); closing the client: %s has no error reply",
+                pool_result_str[result], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
+    px_listener_stats(s->l)->upstream_failures++;
+    px_session_close(s, NULL);
+}
+
+/* ---- reading from the client ---- */
+
+/* Turn one complete frame of n bytes into a request. Return -1 if the session closed. */
+static int
+submit(struct px_session *s, size_t n)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(s->l);
+    struct px_req *req = px_worker_req_get(s->w);
+    const char *why;
+
+    if (cfg->cluster->codec.type != cfg->codec.type) {
+        struct evbuffer *scratch = px_worker_scratch(s->w);
+
+        evbuffer_remove_buffer(s->in, scratch, n);
+        if (px_codec_reframe(&cfg->codec, &cfg->cluster->codec, scratch, req->buf, &why) == -1) {
+            evbuffer_drain(scratch, evbuffer_get_length(scratch));
+            req_release(req);
+            px_listener_stats(s->l)->bad_frames++;
+            px_session_close(s, why);
+            return -1;
+        }
+    } else {
+        evbuffer_remove_buffer(s->in, req->buf, n);
+    }
+    memset(&s->fst, 0, sizeof(s->fst));
+    req->s = s;
+    req->t0 = now_ms();
+    req->pr.frame = req->buf;
+    TAILQ_INSERT_TAIL(&s->reqs, req, link);
+    s->ninflight++;
+    px_listener_stats(s->l)->frames_in++;
+    if (pool_submit(px_listener_pool(s->l), &req->pr) != POOL_OK) {
+        struct px_log_ctx ctx;
+
+        log_ctx(s, &ctx);
+        px_log_warn("session", &ctx, "request failed (queue full); closing the client");
+        px_listener_stats(s->l)->upstream_failures++;
+        px_session_close(s, NULL);
+        return -1;
+    }
+    if (s->ninflight == 1) {
+        arm_timer(s);
+    }
+    return 0;
+}
+
+/* Cut and submit every complete frame while the client may have more in flight. */
+static void
+process(struct px_session *s)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(s->l);
+
+    while (s->ninflight < cfg->max_inflight && evbuffer_get_length(s->in) > 0) {
+        const char *why = NULL;
+        ssize_t n = px_codec_frame(&cfg->codec, s->in, &s->fst, &why);
+
+        if (n == PX_AGAIN) {
+            break;
+        }
+        if (n < 0) {
+            struct px_log_ctx ctx;
+
+            log_ctx(s, &ctx);
+            px_log_info("session", &ctx, "closing the client: %s", why);
+            px_listener_stats(s->l)->bad_frames++;
+            px_session_close(s, NULL);
+            return;
+        }
+        if (submit(s, (size_t)n) == -1) {
+            return;
+        }
+    }
+    if (s->ninflight >= cfg->max_inflight ||
+        (s->out != NULL && evbuffer_get_length(s->out) > OUT_HIGH)) {
+        s->paused = true;
+    }
+    arm_rev(s);
+}
+
+static void
+on_timeout(struct px_session *s, bool request_timer)
+{
+    struct px_listener_stats *st = px_listener_stats(s->l);
+    struct px_log_ctx ctx;
+
+    log_ctx(s, &ctx);
+    if (request_timer) {
+        struct px_req *head = TAILQ_FIRST(&s->reqs);
+
+        if (head == NULL || head->done ||
+            now_ms() < head->t0 + px_listener_cfg(s->l)->timeouts.request_ms) {
+            arm_timer(s);
+            return;
+        }
+        st->request_timeouts++;
+        px_log_info("session", &ctx, "request timeout; closing the client");
+    } else if (s->rev_mode == REV_PARTIAL) {
+        st->read_timeouts++;
+        px_log_info("session", &ctx, "read timeout with a partial frame; closing the client");
+    } else if (s->rev_mode == REV_IDLE) {
+        st->idle_timeouts++;
+        px_log_debug("session", &ctx, "idle timeout");
+    } else {
+        return;
+    }
+    px_session_close(s, NULL);
+}
+
+static void
+on_request_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (!s->closing) {
+        on_timeout(s, true);
+    }
+}
+
+static void
+on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_session *s = arg;
+    ssize_t n;
+
+    if (s->closing) {
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        on_timeout(s, false);
+        return;
+    }
+    n = pool_io_read(s->in, fd, READ_CHUNK);
+    if (n > 0) {
+        px_listener_stats(s->l)->bytes_in += (uint64_t)n;
+    } else if (n == 0) {
+        s->eof = true; /* half-close: answer what was sent, then close */
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        px_session_close(s, strerror(errno));
+        return;
+    }
+    process(s);
+    if (!s->closing && s->eof && !s->paused) {
+        /* Whole frames were all submitted; what is left is a frame that will never end. */
+        evbuffer_drain(s->in, evbuffer_get_length(s->in));
+        if (s->ninflight == 0 && evbuffer_get_length(s->out) == 0) {
+            px_session_close(s, "client closed");
+        }
+    }
+}
+
+void
+px_session_start(struct px_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct px_worker *w = px_listener_worker(l);
+    struct px_session *s = calloc(1, sizeof(*s));
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    (void)peerlen;
+    if (s == NULL) {
+        close(fd);
+        px_listener_client_gone(l);
+        return;
+    }
+    s->l = l;
+    s->w = w;
+    s->fd = fd;
+    TAILQ_INIT(&s->reqs);
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        port = ntohs(sin->sin_port);
+        snprintf(s->peer, sizeof(s->peer), "%s:%u", host, port);
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
+
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        port = ntohs(sin6->sin6_port);
+        snprintf(s->peer, sizeof(s->peer), "[%s]:%u", host, port);
+    }
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->wev = event_new(px_worker_base(w), fd, EV_WRITE, on_client_write, s);
+    if (s->in == NULL || s->out == NULL || s->wev == NULL ||
+        event_assign(&s->rev, px_worker_base(w), fd, EV_READ | EV_PERSIST, on_client_read, s) ==
+            -1) {
+        close(fd);
+        px_listener_client_gone(l);
+        px_session_free(s);
+        return;
+    }
+    s->head.close = client_close;
+    s->head.free = client_free;
+    px_worker_add_client(w, &s->head);
+    arm_rev(s);
+}

@@ -1,0 +1,436 @@
+"""The data path through the real binary: listeners, sessions, codecs, pools,
+deadlines. Upstreams are tests/tools/fakeupstream.py (fault injection) and
+real servers from Debian packages; everything is on 127.0.0.1, bounded in time."""
+import asyncio
+import os
+import resource
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+from conftest import free_port, stats_sum, wait_port
+
+
+def config(listen, upstream_port, codec="line", workers=1, pool="", timeouts="", cluster_timeouts="",
+           listener_extra="", cluster_extra="", servers=None):
+    servers = servers or [upstream_port]
+    server_lines = "\n".join("      - { address: 127.0.0.1:%d }" % p for p in servers)
+    return f"""workers: {workers}
+log: {{ level: info }}
+admin: {{ bind: 127.0.0.1:{free_port()} }}
+listeners:
+  - name: front
+    bind: 127.0.0.1:{listen}
+    codec: {codec}
+    cluster: back
+    {("timeouts: { " + timeouts + " }") if timeouts else ""}
+    {listener_extra}
+clusters:
+  - name: back
+    servers:
+{server_lines}
+    pool: {{ {pool} }}
+    {("timeouts: { " + cluster_timeouts + " }") if cluster_timeouts else ""}
+    {cluster_extra}
+"""
+
+
+async def pipelined_client(port, cid, count, payload=b"", timeout=60):
+    """Send count unique lines at once, then read count lines; return them."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    lines = [b"c%d-r%d %s\n" % (cid, i, payload) for i in range(count)]
+    writer.write(b"".join(lines))
+    await writer.drain()
+    got = []
+    for _ in range(count):
+        got.append(await asyncio.wait_for(reader.readuntil(b"\n"), timeout))
+    writer.close()
+    return lines, got
+
+
+def lines_roundtrip(port, text=b"ping\n", timeout=10):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(text)
+        buf = b""
+        while buf.count(b"\n") < text.count(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+
+def wait_closed(sock, timeout):
+    """Seconds until the peer closes sock (recv returns b'' or reset), or None on timeout."""
+    start = time.monotonic()
+    sock.settimeout(timeout)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return time.monotonic() - start
+    except ConnectionResetError:
+        return time.monotonic() - start
+    except socket.timeout:
+        return None
+
+
+def test_1000_pipelining_clients_in_order_over_2_connections(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    # 20,000 requests at once over 2 x 128 in flight: the rest wait in the queue
+    p = sluice(config(port, up.port, pool="min_idle: 1, max_connections: 2, max_pipeline: 128, "
+                                          "queue: { max: 20000, timeout: 60s }",
+                      timeouts="request: 60s"))
+    wait_port(port)
+
+    async def run():
+        return await asyncio.gather(*(pipelined_client(port, i, 20) for i in range(1000)))
+
+    results = asyncio.run(asyncio.wait_for(run(), 120))
+    for sent, got in results:
+        assert got == sent  # every response to the right client, in its order
+    assert up.stats()["max_open"] <= 2
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "frames_in") == 20000
+    assert stats_sum(p, "listener", "frames_out") == 20000
+    assert stats_sum(p, "cluster", "conns_max") <= 2
+
+
+def test_oversize_frame_closes_only_its_client(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, codec="{ type: line, max_frame: 1KiB }"))
+    wait_port(port)
+    good = socket.create_connection(("127.0.0.1", port), timeout=5)
+    bad = socket.create_connection(("127.0.0.1", port), timeout=5)
+    good.sendall(b"hello\n")
+    assert good.recv(100) == b"hello\n"
+    bad.sendall(b"x" * 2048)  # no delimiter within max_frame
+    assert wait_closed(bad, 5) is not None
+    good.sendall(b"still here\n")
+    assert good.recv(100) == b"still here\n"
+    good.close()
+    bad.close()
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "bad_frames") == 1
+    assert any("line longer than max_frame" in l or "max_frame" in l for l in p.lines)
+
+
+def test_upstream_killed_mid_pipeline_fails_only_its_requests_then_recovers(upstream, sluice):
+    up = upstream(mode="delay", delay_ms=2000)
+    port = free_port()
+    p = sluice(config(port, up.port, pool="min_idle: 1, max_connections: 2"))
+    wait_port(port)
+    victim = socket.create_connection(("127.0.0.1", port), timeout=5)
+    victim.sendall(b"a\nb\nc\n")
+    time.sleep(0.3)  # the requests are on the upstream connection, unanswered
+    up.proc.p.kill()
+    up.proc.p.wait()
+    took = wait_closed(victim, 5)
+    assert took is not None and took < 2, "the client of a broken upstream connection must be closed at once"
+    victim.close()
+    up2 = upstream(port=up.port)  # the server comes back on the same port
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if lines_roundtrip(port, b"again\n", timeout=3) == b"again\n":
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the pool did not recover"
+        time.sleep(0.2)
+    assert up2.stats()["opened"] >= 1
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "upstream_failures") == 1
+
+
+def test_silent_upstream_trips_read_deadline_within_10_percent(upstream, sluice):
+    up = upstream(mode="silent")
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="request: 10s", cluster_timeouts="read: 1s"))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"anyone?\n")
+    took = wait_closed(s, 5)
+    s.close()
+    assert took is not None and 0.9 <= took <= 1.1, took
+    assert p.stop() == 0
+    assert stats_sum(p, "cluster", "failed_timeout") == 1
+
+
+def test_request_deadline(upstream, sluice):
+    up = upstream(mode="silent")
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="request: 700ms", cluster_timeouts="read: 10s"))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"slow\n")
+    took = wait_closed(s, 5)
+    s.close()
+    assert took is not None and 0.63 <= took <= 0.8, took
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "request_timeouts") == 1
+
+
+def test_slowloris_cut_off_after_read_deadline(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="read: 500ms, idle: 30s"))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET / HTT")  # part of a frame, then nothing
+    took = wait_closed(s, 5)
+    s.close()
+    assert took is not None and 0.45 <= took <= 0.6, took
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "read_timeouts") == 1
+
+
+def test_idle_client_closed(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="idle: 400ms"))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"one\n")
+    assert s.recv(10) == b"one\n"
+    took = wait_closed(s, 5)
+    assert took is not None and 0.35 <= took <= 0.5, took
+    s.close()
+    assert p.stop() == 0
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_non_reading_client_bounded_then_cut_off(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="request: 1s"))
+    wait_port(port)
+    before = rss_kib(p.p.pid)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setblocking(False)
+    line = b"y" * 1000 + b"\n"
+    sent = 0
+    cut = False
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sent < 200 << 20 and not cut:
+        try:
+            sent += s.send(line * 64)
+        except BlockingIOError:
+            time.sleep(0.01)
+        except (ConnectionResetError, BrokenPipeError):
+            cut = True  # sluice already gave up on this client
+    grew = rss_kib(p.p.pid) - before
+    # sluice stopped reading: far less than what the client tried to push is held
+    assert sent < 64 << 20, sent
+    assert grew < 16 << 10, "sluice grew by %d KiB for one client" % grew
+    # and once its replies have stalled for timeouts.request (1s), it is cut off
+    p.wait_line("does not read its replies", timeout=5)
+    if not cut:
+        s.setblocking(True)
+        assert wait_closed(s, 5) is not None
+    s.close()
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "write_timeouts") == 1
+
+
+def test_half_close_gets_every_pending_reply(upstream, sluice):
+    up = upstream(mode="delay", delay_ms=50)
+    port = free_port()
+    p = sluice(config(port, up.port))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    msgs = b"".join(b"m%d\n" % i for i in range(50))
+    s.sendall(msgs)
+    s.shutdown(socket.SHUT_WR)
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    assert buf == msgs
+    assert p.stop() == 0
+
+
+def test_min_idle_connections_before_first_client(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, workers=2, pool="min_idle: 3, max_connections: 4"))
+    deadline = time.monotonic() + 5
+    while up.stats()["open"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert up.stats()["open"] == 6  # 3 per worker, 2 workers, and no client yet
+    assert p.stop() == 0
+
+
+def test_max_lifetime_rotation_loses_no_request(upstream, sluice):
+    up = upstream(mode="delay", delay_ms=20)
+    port = free_port()
+    p = sluice(config(port, up.port, pool="min_idle: 1, max_connections: 2, max_lifetime: 300ms"))
+    wait_port(port)
+
+    async def run():
+        async def client(i):
+            total = []
+            for round_ in range(10):
+                sent, got = await pipelined_client(port, i * 100 + round_, 5)
+                assert got == sent
+                total.append(len(got))
+                await asyncio.sleep(0.1)
+            return sum(total)
+
+        return await asyncio.gather(*(client(i) for i in range(10)))
+
+    counts = asyncio.run(asyncio.wait_for(run(), 60))
+    assert sum(counts) == 500
+    assert up.stats()["opened"] >= 4  # connections were rotated
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "upstream_failures") == 0
+
+
+def test_max_clients_rejects_at_once(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, listener_extra="max_clients: 3"))
+    wait_port(port)  # that probe connection comes and goes
+    time.sleep(0.1)
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    for s in held:
+        s.sendall(b"hi\n")
+        assert s.recv(10) == b"hi\n"
+    extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+    took = wait_closed(extra, 2)
+    assert took is not None and took < 1
+    extra.close()
+    for s in held:
+        s.close()
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "rejected") == 1
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_emfile_does_not_spin(upstream, sluice):
+    up = upstream()
+    port = free_port()
+
+    def low_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    p = sluice(config(port, up.port, pool="min_idle: 1"), preexec_fn=low_fd_limit)
+    wait_port(port)
+    conns = []
+    for _ in range(60):
+        try:
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        except OSError:
+            break
+    p.wait_line("pausing accepts", timeout=5)
+    start = cpu_seconds(p.p.pid)
+    time.sleep(2)
+    used = cpu_seconds(p.p.pid) - start
+    assert used < 0.3, "sluice used %.2fs of CPU in 2s while out of descriptors" % used
+    for c in conns:
+        c.close()
+    time.sleep(0.3)
+    assert lines_roundtrip(port, b"after\n") == b"after\n"  # accepting resumed
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "accept_errors") >= 1
+
+
+def test_raw_relays_both_ways_and_propagates_fin(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port, codec="raw", pool="min_idle: 1"))  # listening once it serves
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    payload = b"".join(b"raw line %d\n" % i for i in range(2000))
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)  # FIN to sluice, then to the upstream, which closes after echoing
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    assert buf == payload
+    assert p.stop() == 0
+    assert stats_sum(p, "cluster", "leases") == 1
+
+
+def test_connect_failure_retries_on_another_server(upstream, sluice):
+    up = upstream()
+    dead = free_port()  # nothing listens there
+    port = free_port()
+    p = sluice(config(port, up.port, servers=[dead, up.port], pool="min_idle: 0",
+                      cluster_extra="retries: 1"))
+    wait_port(port)
+    for i in range(10):
+        assert lines_roundtrip(port, b"r%d\n" % i) == b"r%d\n" % i
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "upstream_failures") == 0
+
+
+def test_length_codec_frames_and_pipelines(upstream, sluice):
+    up = upstream(framing="length2")
+    port = free_port()
+    p = sluice(config(port, up.port, codec="{ type: length, field_size: 2 }",
+                      pool="max_connections: 1"))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    frames = [struct.pack(">H", len(b)) + b for b in (b"", b"a", b"x" * 300, bytes(range(256)))]
+    data = b"".join(frames)
+    for i in range(len(data)):  # one byte at a time
+        s.sendall(data[i:i + 1])
+    buf = b""
+    while len(buf) < len(data):
+        buf += s.recv(65536)
+    s.close()
+    assert buf == data
+    assert p.stop() == 0
+
+
+def test_memcached_one_line_commands(sluice, procs):
+    mc_port = free_port()
+    procs(["memcached", "-l", "127.0.0.1", "-p", str(mc_port), "-U", "0", "-u", "nobody", "-m", "16"])
+    wait_port(mc_port)
+    port = free_port()
+    p = sluice(config(port, mc_port, codec='{ type: line, delimiter: "\\r\\n" }'))
+    wait_port(port)
+    reply = lines_roundtrip(port, b"version\r\nget nokey\r\nflush_all\r\n")
+    lines = reply.split(b"\r\n")
+    assert lines[0].startswith(b"VERSION ")
+    assert lines[1] == b"END" and lines[2] == b"OK"
+    assert p.stop() == 0
+
+
+def test_sigterm_with_clients_connected(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port))
+    wait_port(port)
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+    for c in clients:
+        c.sendall(b"x\n")
+        assert c.recv(10) == b"x\n"
+    assert p.stop(signal.SIGTERM) == 0
+    for c in clients:
+        c.close()
