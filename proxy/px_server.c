@@ -170,11 +170,17 @@ on_reload(evutil_socket_t sig, short events, void *arg)
                      n, n == 1 ? "" : "s", srv->generation);
         return;
     }
-    cfg_free(srv->cfg);
-    srv->cfg = next;
-    srv->generation++;
+    /*
+     * Workers borrow the running config for their whole life, so it stays.
+     * Applying listener and cluster changes live is the reload issue's work;
+     * until then only the log settings, which are process-wide, take effect.
+     */
     px_log_configure(next->log.level, next->log.format);
-    log_summary(srv, "reloaded");
+    px_log_info("config", NULL,
+                "reloaded %s: valid; log settings applied, listeners, clusters and workers "
+                "keep generation %u until a restart",
+                srv->path, srv->generation);
+    cfg_free(next);
 }
 
 static struct event *

@@ -5,7 +5,8 @@
  * The process: the main thread's event loop, signals and configuration
  * generations. SIGTERM and SIGINT stop it; SIGHUP re-reads the file, keeps
  * the running config when the new one has errors (each logged with its
- * position) and adopts it otherwise.
+ * position); a valid one has its log settings applied (live reload of
+ * listeners and clusters is not built yet).
  */
 
 struct cfg;

@@ -235,7 +235,8 @@ def test_non_reading_client_bounded_then_cut_off(upstream, sluice):
     grew = rss_kib(p.p.pid) - before
     # sluice stopped reading: far less than what the client tried to push is held
     assert sent < 64 << 20, sent
-    assert grew < 16 << 10, "sluice grew by %d KiB for one client" % grew
+    if os.environ.get("SLUICE_SANITIZED") != "1":  # ASan's quarantine keeps freed memory in RSS
+        assert grew < 16 << 10, "sluice grew by %d KiB for one client" % grew
     # and once its replies have stalled for timeouts.request (1s), it is cut off
     p.wait_line("does not read its replies", timeout=5)
     if not cut:

@@ -68,6 +68,7 @@ struct stream {
     size_t len;
     size_t frames[MAX_FRAMES]; /* lengths of the whole frames it starts with */
     size_t nframes;
+    size_t framed;     /* bytes in those frames */
     const char *error; /* NULL, or why the bytes after those frames are rejected */
 };
 
@@ -79,13 +80,20 @@ add_bytes(struct stream *s, const void *p, size_t n)
     s->len += n;
 }
 
-/* Append one whole frame. */
+/* The bytes added since the last frame are a whole frame. */
+static void
+end_frame(struct stream *s)
+{
+    assert_true(s->nframes < MAX_FRAMES);
+    s->frames[s->nframes++] = s->len - s->framed;
+    s->framed = s->len;
+}
+
 static void
 add_frame(struct stream *s, const void *p, size_t n)
 {
-    assert_true(s->nframes < MAX_FRAMES);
     add_bytes(s, p, n);
-    s->frames[s->nframes++] = n;
+    end_frame(s);
 }
 
 /* Append bytes that complete no frame: they stay buffered, or are rejected with error. */
@@ -248,18 +256,13 @@ feed(const struct cfg_codec *codec, const uint8_t *data, const size_t *ends, siz
 static void
 expect(const struct outcome *o, const struct stream *s, size_t round)
 {
-    size_t i, consumed = 0;
-
-    for (i = 0; i < s->nframes; i++) {
-        consumed += s->frames[i];
-    }
     if (o->nframes != s->nframes ||
         memcmp(o->frames, s->frames, s->nframes * sizeof(s->frames[0])) != 0) {
         fail_msg("round %zu: %zu frames, expected %zu", round, o->nframes, s->nframes);
     }
-    if (s->error == NULL && (o->error != NULL || o->rest != s->len - consumed)) {
+    if (s->error == NULL && (o->error != NULL || o->rest != s->len - s->framed)) {
         fail_msg("round %zu: error '%s', %zu bytes left, expected %zu", round,
-                 o->error ? o->error : "", o->rest, s->len - consumed);
+                 o->error ? o->error : "", o->rest, s->len - s->framed);
     }
     if (s->error != NULL && (o->error == NULL || strcmp(o->error, s->error) != 0)) {
         fail_msg("round %zu: error '%s', expected '%s'", round, o->error ? o->error : "(none)",
@@ -496,8 +499,7 @@ test_line_long_frame_then_short_ones(void **state)
 
     (void)state;
     add_repeated(&s, 'x', 1000);
-    add_frame(&s, LIT("\n")); /* joined with the 1000 bytes above */
-    s.frames[0] = 1001;
+    add_frame(&s, LIT("\n"));
     add_frame(&s, LIT("a\n"));
     add_tail(&s, LIT("b"), NULL);
     check_splits(&c, &s);
@@ -645,15 +647,13 @@ test_length_mysql_packets(void **state)
 
 /* ---- length: the LengthFieldBasedFrameDecoder examples (without stripping) ---- */
 
+/* Netty's frames: a header, then the 12 bytes "HELLO, WORLD". */
 static void
-netty_stream(struct stream *s, const void *header, size_t n)
+netty_frame(struct stream *s, const void *header, size_t n)
 {
-    add_frame(s, NULL, 0); /* replaced below: header + "HELLO, WORLD" */
-    s->len = s->len;
-    s->nframes--;
     add_bytes(s, header, n);
     add_bytes(s, LIT("HELLO, WORLD"));
-    s->frames[s->nframes++] = n + 12;
+    end_frame(s);
 }
 
 static void
@@ -663,10 +663,11 @@ test_length_netty_offset0_size2(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\x00\x0c"));
-    netty_stream(&s, LIT("\x00\x0c"));
-    add_tail(&s, LIT("\x00\x0c"
-                     "HELLO"),
+    netty_frame(&s, LIT("\x00\x0c"));
+    netty_frame(&s, LIT("\x00\x0c"));
+    add_tail(&s,
+             LIT("\x00\x0c"
+                 "HELLO"),
              NULL);
     check_splits(&c, &s);
 }
@@ -678,9 +679,9 @@ test_length_netty_length_counts_header(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\x00\x0e"));
+    netty_frame(&s, LIT("\x00\x0e"));
     add_frame(&s, LIT("\x00\x02")); /* header only */
-    netty_stream(&s, LIT("\x00\x0e"));
+    netty_frame(&s, LIT("\x00\x0e"));
     add_tail(&s, LIT("\x00"), NULL);
     check_splits(&c, &s);
 }
@@ -692,8 +693,8 @@ test_length_netty_header_before_field(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\xca\xfe\x00\x00\x0c"));
-    netty_stream(&s, LIT("\xca\xfe\x00\x00\x0c"));
+    netty_frame(&s, LIT("\xca\xfe\x00\x00\x0c"));
+    netty_frame(&s, LIT("\xca\xfe\x00\x00\x0c"));
     add_tail(&s, LIT("\xca\xfe\x00\x00"), NULL);
     check_splits(&c, &s);
 }
@@ -705,8 +706,8 @@ test_length_netty_header_after_field(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\x00\x00\x0c\xca\xfe"));
-    netty_stream(&s, LIT("\x00\x00\x0c\xca\xfe"));
+    netty_frame(&s, LIT("\x00\x00\x0c\xca\xfe"));
+    netty_frame(&s, LIT("\x00\x00\x0c\xca\xfe"));
     add_tail(&s, LIT("\x00\x00\x0c\xca"), NULL);
     check_splits(&c, &s);
 }
@@ -718,8 +719,8 @@ test_length_netty_headers_both_sides(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\xca\x00\x0c\xfe"));
-    netty_stream(&s, LIT("\xca\x00\x0c\xfe"));
+    netty_frame(&s, LIT("\xca\x00\x0c\xfe"));
+    netty_frame(&s, LIT("\xca\x00\x0c\xfe"));
     add_tail(&s, LIT("\xca\x00"), NULL);
     check_splits(&c, &s);
 }
@@ -732,8 +733,8 @@ test_length_netty_negative_adjust(void **state)
     struct stream s = {0};
 
     (void)state;
-    netty_stream(&s, LIT("\xca\x00\x10\xfe"));
-    netty_stream(&s, LIT("\xca\x00\x10\xfe"));
+    netty_frame(&s, LIT("\xca\x00\x10\xfe"));
+    netty_frame(&s, LIT("\xca\x00\x10\xfe"));
     add_frame(&s, LIT("\xca\x00\x03")); /* 3 - 3 = 0 bytes after the field */
     add_tail(&s, LIT("\xca\x00\x10\xfe"), NULL);
     check_splits(&c, &s);
@@ -755,8 +756,9 @@ test_length_size1(void **state)
                       "abc"));
     add_frame(&s, LIT("\x00"));
     add_frame(&s, big, sizeof(big)); /* the largest value a byte holds */
-    add_tail(&s, LIT("\x05"
-                     "ab"),
+    add_tail(&s,
+             LIT("\x05"
+                 "ab"),
              NULL);
     check_splits(&c, &s);
 }
@@ -789,8 +791,9 @@ test_length_size3_big_with_offset(void **state)
     add_frame(&s, LIT("\x17\x00\x00\x04"
                       "abcd"));
     add_frame(&s, LIT("\x17\x00\x00\x00"));
-    add_tail(&s, LIT("\x17\x00\x00\x04"
-                     "abc"),
+    add_tail(&s,
+             LIT("\x17\x00\x00\x04"
+                 "abc"),
              NULL);
     check_splits(&c, &s);
 }
@@ -823,8 +826,9 @@ test_length_size8_big(void **state)
     add_frame(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x00"));
     add_frame(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x01"
                       "x"));
-    add_tail(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x09"
-                     "partial"),
+    add_tail(&s,
+             LIT("\x00\x00\x00\x00\x00\x00\x00\x09"
+                 "partial"),
              NULL);
     check_splits(&c, &s);
 }
@@ -855,8 +859,9 @@ test_length_too_long_from_header_alone(void **state)
 
     (void)state;
     /* 4 + 0x3fd = 1025 bytes announced: rejected with just the 4 header bytes */
-    assert_int_equal(trickle(&c, LIT("\x00\x00\x03\xfd"
-                                     "more"),
+    assert_int_equal(trickle(&c,
+                             LIT("\x00\x00\x03\xfd"
+                                 "more"),
                              &fed, &why),
                      PX_ERROR);
     assert_int_equal(fed, 4);
@@ -887,9 +892,10 @@ test_length_too_long_memcached(void **state)
 
     (void)state;
     /* a 1MiB body: known at byte 12, long before the 24-byte header ends */
-    assert_int_equal(trickle(&c, LIT("\x80\x01\x00\x05\x08\x00\x00\x00"
-                                     "\x00\x10\x00\x00"
-                                     "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
+    assert_int_equal(trickle(&c,
+                             LIT("\x80\x01\x00\x05\x08\x00\x00\x00"
+                                 "\x00\x10\x00\x00"
+                                 "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
                              &fed, &why),
                      PX_ERROR);
     assert_int_equal(fed, 12);
@@ -906,8 +912,9 @@ test_length_error_after_frames(void **state)
     add_frame(&s, LIT("\x00\x02"
                       "ok"));
     add_frame(&s, LIT("\x00\x00"));
-    add_tail(&s, LIT("\x00\x3f"
-                     "the rest never matters"),
+    add_tail(&s,
+             LIT("\x00\x3f"
+                 "the rest never matters"),
              "frame longer than max_frame");
     check_splits(&c, &s);
 }
@@ -950,8 +957,7 @@ test_length_overflow_8_bytes(void **state)
     assert_string_equal(why, "frame length overflows");
     assert_int_equal(trickle(&c, LIT("\x80\x00\x00\x00\x00\x00\x00\x00"), &fed, &why), PX_ERROR);
     assert_string_equal(why, "frame length overflows");
-    assert_int_equal(trickle(&plus, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why),
-                     PX_ERROR);
+    assert_int_equal(trickle(&plus, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
     assert_string_equal(why, "frame length overflows");
     /* no overflow, just too long */
     assert_int_equal(trickle(&c, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
@@ -969,8 +975,9 @@ test_length_bad_field_size(void **state)
     size_t fed;
 
     (void)state;
-    assert_int_equal(trickle(&c, LIT("\x00\x00\x00\x00\x01"
-                                     "x"),
+    assert_int_equal(trickle(&c,
+                             LIT("\x00\x00\x00\x00\x01"
+                                 "x"),
                              &fed, &why),
                      PX_ERROR);
     assert_string_equal(why, "length field must be 1, 2, 3, 4 or 8 bytes");
@@ -1046,8 +1053,8 @@ assert_one_frame(const struct cfg_codec *to, const struct reframed *r)
 }
 
 static void
-expect_reframed(const struct cfg_codec *from, const struct cfg_codec *to, const void *p,
-                size_t n, const void *want, size_t wantlen)
+expect_reframed(const struct cfg_codec *from, const struct cfg_codec *to, const void *p, size_t n,
+                const void *want, size_t wantlen)
 {
     struct reframed r;
 
@@ -1074,8 +1081,9 @@ test_reframe_line_to_thrift(void **state)
     struct cfg_codec to = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
 
     (void)state;
-    expect_reframed(&from, &to, LIT("ping\n"), LIT("\x00\x00\x00\x04"
-                                                   "ping"));
+    expect_reframed(&from, &to, LIT("ping\n"),
+                    LIT("\x00\x00\x00\x04"
+                        "ping"));
 }
 
 static void
@@ -1086,8 +1094,9 @@ test_reframe_crlf_to_length_with_offset(void **state)
 
     (void)state;
     /* the field counts the whole frame: 2 + 2 + 3 */
-    expect_reframed(&from, &to, LIT("abc\r\n"), LIT("\x00\x00\x07\x00"
-                                                    "abc"));
+    expect_reframed(&from, &to, LIT("abc\r\n"),
+                    LIT("\x00\x00\x07\x00"
+                        "abc"));
 }
 
 static void
@@ -1097,8 +1106,9 @@ test_reframe_dns_to_line(void **state)
     struct cfg_codec to = line("\n", 64);
 
     (void)state;
-    expect_reframed(&from, &to, LIT("\x00\x05"
-                                    "hello"),
+    expect_reframed(&from, &to,
+                    LIT("\x00\x05"
+                        "hello"),
                     LIT("hello\n"));
 }
 
@@ -1174,8 +1184,9 @@ test_reframe_negative_length(void **state)
     (void)state;
     /* 3 bytes of payload cannot be announced as 3 - 10 */
     expect_refused(&from, &to, LIT("abc\n"), "negative frame length");
-    expect_reframed(&from, &to, LIT("0123456789\n"), LIT("\x00\x00"
-                                                         "0123456789"));
+    expect_reframed(&from, &to, LIT("0123456789\n"),
+                    LIT("\x00\x00"
+                        "0123456789"));
 }
 
 static void
@@ -1185,8 +1196,9 @@ test_reframe_length_too_long_for_max_frame(void **state)
     struct cfg_codec to = length(1, 2, CFG_BIG_ENDIAN, 0, 8);
 
     (void)state;
-    expect_reframed(&from, &to, LIT("abcde\n"), LIT("\x00\x00\x05"
-                                                    "abcde")); /* 8 */
+    expect_reframed(&from, &to, LIT("abcde\n"),
+                    LIT("\x00\x00\x05"
+                        "abcde")); /* 8 */
     expect_refused(&from, &to, LIT("abcdef\n"), "frame longer than max_frame");
 }
 
@@ -1197,11 +1209,13 @@ test_reframe_line_too_long_for_max_frame(void **state)
     struct cfg_codec to = line("\r\n", 8);
 
     (void)state;
-    expect_reframed(&from, &to, LIT("\x06"
-                                    "abcdef"),
+    expect_reframed(&from, &to,
+                    LIT("\x06"
+                        "abcdef"),
                     LIT("abcdef\r\n"));
-    expect_refused(&from, &to, LIT("\x07"
-                                   "abcdefg"),
+    expect_refused(&from, &to,
+                   LIT("\x07"
+                       "abcdefg"),
                    "frame longer than max_frame");
 }
 
@@ -1213,18 +1227,22 @@ test_reframe_delimiter_in_payload(void **state)
     struct cfg_codec crlf = line("\r\n", 64);
 
     (void)state;
-    expect_refused(&from, &lf, LIT("\x00\x07"
-                                   "two\nfor"),
+    expect_refused(&from, &lf,
+                   LIT("\x00\x07"
+                       "two\nfor"),
                    "payload contains the delimiter");
     expect_refused(&from, &lf, LIT("\x00\x01\n"), "payload contains the delimiter");
-    expect_refused(&from, &crlf, LIT("\x00\x04"
-                                     "a\r\nb"),
+    expect_refused(&from, &crlf,
+                   LIT("\x00\x04"
+                       "a\r\nb"),
                    "payload contains the delimiter");
-    expect_reframed(&from, &crlf, LIT("\x00\x04"
-                                      "a\n\rb"),
+    expect_reframed(&from, &crlf,
+                    LIT("\x00\x04"
+                        "a\n\rb"),
                     LIT("a\n\rb\r\n"));
-    expect_reframed(&from, &crlf, LIT("\x00\x02"
-                                      "a\r"),
+    expect_reframed(&from, &crlf,
+                    LIT("\x00\x02"
+                        "a\r"),
                     LIT("a\r\r\n"));
 }
 
@@ -1237,20 +1255,29 @@ test_reframe_delimiter_across_the_seam(void **state)
 
     (void)state;
     /* "abc\r\n" + "\r\n\r\n" would end two bytes early */
-    expect_refused(&from, &http, LIT("\x05"
-                                     "abc\r\n"),
+    expect_refused(&from, &http,
+                   LIT("\x05"
+                       "abc\r\n"),
                    "payload contains the delimiter");
-    expect_reframed(&from, &http, LIT("\x04"
-                                      "abc\r"),
+    expect_reframed(&from, &http,
+                    LIT("\x04"
+                        "abc\r"),
                     LIT("abc\r\r\n\r\n"));
-    expect_refused(&from, &aba, LIT("\x03"
-                                    "xab"),
+    expect_refused(&from, &aba,
+                   LIT("\x03"
+                       "xab"),
                    "payload contains the delimiter");
-    expect_refused(&from, &aba, LIT("\x01"
-                                    "a"),
+    expect_refused(&from, &aba,
+                   LIT("\x02"
+                       "ab"),
                    "payload contains the delimiter");
-    expect_reframed(&from, &aba, LIT("\x02"
-                                     "bb"),
+    expect_reframed(&from, &aba,
+                    LIT("\x01"
+                        "a"),
+                    LIT("aaba"));
+    expect_reframed(&from, &aba,
+                    LIT("\x02"
+                        "bb"),
                     LIT("bbaba"));
 }
 
@@ -1273,8 +1300,9 @@ test_reframe_length_to_length(void **state)
     struct cfg_codec le = length(1, 4, CFG_LITTLE_ENDIAN, -5, 1024);
 
     (void)state;
-    expect_reframed(&dns, &le, LIT("\x00\x03"
-                                   "xyz"),
+    expect_reframed(&dns, &le,
+                    LIT("\x00\x03"
+                        "xyz"),
                     LIT("\x00\x08\x00\x00\x00"
                         "xyz"));
 }
@@ -1298,8 +1326,9 @@ test_reframe_same_framing_moves_bytes(void **state)
     assert_int_equal(r.len, 8);
     assert_int_equal(reframe(&resp, &resp, LIT("+OK\r\n"), &r), 0);
     assert_int_equal(r.len, 5);
-    expect_reframed(&thrift, &thrift, LIT("\x00\x00\x00\x01"
-                                          "!"),
+    expect_reframed(&thrift, &thrift,
+                    LIT("\x00\x00\x00\x01"
+                        "!"),
                     LIT("\x00\x00\x00\x01"
                         "!"));
 }
