@@ -68,7 +68,7 @@ pause_accepting(struct px_listener *l, int err)
 }
 
 static void
-serve(struct px_listener *l, int fd, const struct sockaddr_storage *peer, socklen_t len)
+serve(struct px_listener *l, int fd)
 {
     int one = 1;
 
@@ -82,9 +82,9 @@ serve(struct px_listener *l, int fd, const struct sockaddr_storage *peer, sockle
     l->stats.active++;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l->cfg->codec.type == CFG_CODEC_RAW) {
-        px_relay_start(l, fd, (const struct sockaddr *)peer, len);
+        px_relay_start(l, fd);
     } else {
-        px_session_start(l, fd, (const struct sockaddr *)peer, len);
+        px_session_start(l, fd);
     }
 }
 
@@ -96,9 +96,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 
     (void)what;
     for (i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof(peer);
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED) {
@@ -113,7 +111,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
             }
             return;
         }
-        serve(l, fd, &peer, len);
+        serve(l, fd);
     }
 }
 

@@ -40,6 +40,9 @@ extern atomic_int px_log_min_level;
 #define px_log_warn(component, ctx, ...) PX_LOG(CFG_LOG_WARN, component, ctx, __VA_ARGS__)
 #define px_log_error(component, ctx, ...) PX_LOG(CFG_LOG_ERROR, component, ctx, __VA_ARGS__)
 
+/* "ip:port" or "[ipv6]:port" of fd's peer into buf, for a log context; "?" if unknown. */
+const char *px_log_peer(int fd, char *buf, size_t size);
+
 /* Set the level and format; safe to call while other threads log. */
 void px_log_configure(enum cfg_log_level level, enum cfg_log_format format);
 /* Write to fd instead of standard error (tests). */

@@ -6,7 +6,6 @@
 #include "proxy/px_log.h"
 #include "proxy/px_worker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -44,20 +43,21 @@ struct px_relay {
     struct event crev, cwev, urev, uwev;
     struct half c2u, u2c;
     bool closing;
-    char peer[64];
 };
 
 static void relay_io(evutil_socket_t fd, short what, void *arg);
 
+#define PEER_LEN 64
+
 static void
-log_ctx(const struct px_relay *r, struct px_log_ctx *ctx)
+log_ctx(const struct px_relay *r, struct px_log_ctx *ctx, char *peer)
 {
     const struct cfg_listener *cfg = px_listener_cfg(r->l);
 
     memset(ctx, 0, sizeof(*ctx));
     ctx->listener = cfg->name;
     ctx->cluster = cfg->cluster_name;
-    ctx->peer = r->peer;
+    ctx->peer = px_log_peer(r->cfd, peer, PEER_LEN);
 }
 
 void
@@ -69,8 +69,9 @@ px_relay_close(struct px_relay *r, const char *why)
     r->closing = true;
     if (why != NULL) {
         struct px_log_ctx ctx;
+        char peer[PEER_LEN];
 
-        log_ctx(r, &ctx);
+        log_ctx(r, &ctx, peer);
         px_log_debug("relay", &ctx, "closed: %s", why);
     }
     event_del(&r->crev);
@@ -174,6 +175,7 @@ relay_io(evutil_socket_t fd, short what, void *arg)
 {
     struct px_relay *r = arg;
     struct px_log_ctx ctx;
+    char peer[PEER_LEN];
     bool client = fd == r->cfd;
     struct half *in = client ? &r->c2u : &r->u2c;  /* what fd reads */
     struct half *out = client ? &r->u2c : &r->c2u; /* what fd writes */
@@ -182,7 +184,7 @@ relay_io(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (what & EV_TIMEOUT) {
-        log_ctx(r, &ctx);
+        log_ctx(r, &ctx, peer);
         px_listener_stats(r->l)->idle_timeouts++;
         px_log_debug("relay", &ctx, "idle timeout");
         px_relay_close(r, NULL);
@@ -224,34 +226,17 @@ px_relay_on_failure(struct pool_req *pr, int result)
 {
     struct px_relay *r = (struct px_relay *)pr;
     struct px_log_ctx ctx;
+    char peer[PEER_LEN];
 
-    log_ctx(r, &ctx);
+    log_ctx(r, &ctx, peer);
     px_log_warn("relay", &ctx, "no upstream connection (%s); closing the client",
                 pool_result_str[result]);
     px_listener_stats(r->l)->upstream_failures++;
     px_relay_close(r, NULL);
 }
 
-static void
-format_peer(const struct sockaddr *peer, char *buf, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-
-    if (peer->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
-
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-        snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
-    } else {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
-
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
-    }
-}
-
 void
-px_relay_start(struct px_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
+px_relay_start(struct px_listener *l, int fd)
 {
     struct px_worker *w = px_listener_worker(l);
     struct event_base *base = px_worker_base(w);
@@ -259,7 +244,6 @@ px_relay_start(struct px_listener *l, int fd, const struct sockaddr *peer, sockl
     struct px_listener_stats *st = px_listener_stats(l);
     int ufd = -1, rc;
 
-    (void)peerlen;
     if (r == NULL) {
         close(fd);
         px_listener_client_gone(l);
@@ -269,7 +253,6 @@ px_relay_start(struct px_listener *l, int fd, const struct sockaddr *peer, sockl
     r->w = w;
     r->cfd = fd;
     r->ufd = -1;
-    format_peer(peer, r->peer, sizeof(r->peer));
     r->c2u = (struct half){&r->cfd,        &r->ufd,       &r->crev, &r->uwev,
                            evbuffer_new(), &st->bytes_in, false,    false};
     r->u2c = (struct half){&r->ufd,        &r->cfd,        &r->urev, &r->cwev,

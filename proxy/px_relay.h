@@ -15,7 +15,7 @@ struct px_listener;
 struct px_relay;
 
 /* Serve an accepted client; the relay owns fd from here on, even on failure. */
-void px_relay_start(struct px_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen);
+void px_relay_start(struct px_listener *l, int fd);
 void px_relay_close(struct px_relay *r, const char *why);
 void px_relay_free(struct px_relay *r);
 

@@ -7,7 +7,6 @@
 #include "proxy/px_log.h"
 #include "proxy/px_worker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -62,8 +61,14 @@ struct px_session {
     bool paused; /* not reading: too much in flight or too much output */
     bool eof;    /* the client half-closed */
     bool closing;
-    char peer[64];
 };
+
+/* Buffers and the write event are made on first use: an idle client costs little. */
+static size_t
+len_of(const struct evbuffer *b)
+{
+    return b != NULL ? evbuffer_get_length(b) : 0;
+}
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
@@ -86,15 +91,17 @@ tv_ms(uint64_t ms)
     return tv;
 }
 
+#define PEER_LEN 64
+
 static void
-log_ctx(const struct px_session *s, struct px_log_ctx *ctx)
+log_ctx(const struct px_session *s, struct px_log_ctx *ctx, char *peer)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
 
     memset(ctx, 0, sizeof(*ctx));
     ctx->listener = cfg->name;
     ctx->cluster = cfg->cluster_name;
-    ctx->peer = s->peer;
+    ctx->peer = px_log_peer(s->fd, peer, PEER_LEN);
 }
 
 /* ---- requests ---- */
@@ -145,8 +152,9 @@ px_session_close(struct px_session *s, const char *why)
     s->closing = true;
     if (why != NULL) {
         struct px_log_ctx ctx;
+        char peer[PEER_LEN];
 
-        log_ctx(s, &ctx);
+        log_ctx(s, &ctx, peer);
         px_log_debug("session", &ctx, "closed: %s", why);
     }
     event_del(&s->rev);
@@ -215,7 +223,7 @@ arm_rev(struct px_session *s)
         s->rev_mode = REV_NONE;
         return;
     }
-    if (evbuffer_get_length(s->in) > 0) {
+    if (len_of(s->in) > 0) {
         mode = REV_PARTIAL;
         ms = cfg->timeouts.read_ms;
     } else if (s->ninflight == 0) {
@@ -316,15 +324,16 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     }
     if (what & EV_TIMEOUT) {
         struct px_log_ctx ctx;
+        char peer[PEER_LEN];
 
-        log_ctx(s, &ctx);
+        log_ctx(s, &ctx, peer);
         px_listener_stats(s->l)->write_timeouts++;
         px_log_info("session", &ctx, "client does not read its replies; closing it");
         px_session_close(s, NULL);
         return;
     }
     flush(s);
-    if (!s->closing && s->paused && evbuffer_get_length(s->out) <= OUT_LOW &&
+    if (!s->closing && s->paused && len_of(s->out) <= OUT_LOW &&
         s->ninflight < px_listener_cfg(s->l)->max_inflight) {
         s->paused = false;
         event_active(&s->rev, EV_READ, 0); /* frames may be waiting in s->in */
@@ -339,6 +348,14 @@ deliver(struct px_session *s)
     struct px_req *req;
     bool moved = false;
 
+    if (s->out == NULL) {
+        s->out = evbuffer_new();
+        s->wev = event_new(px_worker_base(s->w), s->fd, EV_WRITE, on_client_write, s);
+        if (s->out == NULL || s->wev == NULL) {
+            px_session_close(s, "out of memory");
+            return;
+        }
+    }
     while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->done) {
         TAILQ_REMOVE(&s->reqs, req, link);
         st->frames_out++;
@@ -401,12 +418,13 @@ px_session_on_failure(struct pool_req *pr, int result)
     struct px_req *req = (struct px_req *)pr;
     struct px_session *s = req->s;
     struct px_log_ctx ctx;
+    char peer[PEER_LEN];
 
     if (s == NULL) {
         req_release(req);
         return;
     }
-    log_ctx(s, &ctx);
+    log_ctx(s, &ctx, peer);
     px_log_warn("session", &ctx, "request failed (%s); closing the client: %s has no error reply",
                 pool_result_str[result], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
     px_listener_stats(s->l)->upstream_failures++;
@@ -446,8 +464,9 @@ submit(struct px_session *s, size_t n)
     px_listener_stats(s->l)->frames_in++;
     if (pool_submit(px_listener_pool(s->l), &req->pr) != POOL_OK) {
         struct px_log_ctx ctx;
+        char peer[PEER_LEN];
 
-        log_ctx(s, &ctx);
+        log_ctx(s, &ctx, peer);
         px_log_warn("session", &ctx, "request failed (queue full); closing the client");
         px_listener_stats(s->l)->upstream_failures++;
         px_session_close(s, NULL);
@@ -465,7 +484,7 @@ process(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
 
-    while (s->ninflight < cfg->max_inflight && evbuffer_get_length(s->in) > 0) {
+    while (s->ninflight < cfg->max_inflight && len_of(s->in) > 0) {
         const char *why = NULL;
         ssize_t n = px_codec_frame(&cfg->codec, s->in, &s->fst, &why);
 
@@ -474,8 +493,9 @@ process(struct px_session *s)
         }
         if (n < 0) {
             struct px_log_ctx ctx;
+            char peer[PEER_LEN];
 
-            log_ctx(s, &ctx);
+            log_ctx(s, &ctx, peer);
             px_log_info("session", &ctx, "closing the client: %s", why);
             px_listener_stats(s->l)->bad_frames++;
             px_session_close(s, NULL);
@@ -485,8 +505,7 @@ process(struct px_session *s)
             return;
         }
     }
-    if (s->ninflight >= cfg->max_inflight ||
-        (s->out != NULL && evbuffer_get_length(s->out) > OUT_HIGH)) {
+    if (s->ninflight >= cfg->max_inflight || len_of(s->out) > OUT_HIGH) {
         s->paused = true;
     }
     arm_rev(s);
@@ -497,8 +516,9 @@ on_timeout(struct px_session *s, bool request_timer)
 {
     struct px_listener_stats *st = px_listener_stats(s->l);
     struct px_log_ctx ctx;
+    char peer[PEER_LEN];
 
-    log_ctx(s, &ctx);
+    log_ctx(s, &ctx, peer);
     if (request_timer) {
         struct px_req *head = TAILQ_FIRST(&s->reqs);
 
@@ -546,6 +566,10 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
         on_timeout(s, false);
         return;
     }
+    if (s->in == NULL && (s->in = evbuffer_new()) == NULL) {
+        px_session_close(s, "out of memory");
+        return;
+    }
     n = pool_io_read(s->in, fd, READ_CHUNK);
     if (n > 0) {
         px_listener_stats(s->l)->bytes_in += (uint64_t)n;
@@ -558,22 +582,21 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
     process(s);
     if (!s->closing && s->eof && !s->paused) {
         /* Whole frames were all submitted; what is left is a frame that will never end. */
-        evbuffer_drain(s->in, evbuffer_get_length(s->in));
-        if (s->ninflight == 0 && evbuffer_get_length(s->out) == 0) {
+        if (s->in != NULL) {
+            evbuffer_drain(s->in, evbuffer_get_length(s->in));
+        }
+        if (s->ninflight == 0 && len_of(s->out) == 0) {
             px_session_close(s, "client closed");
         }
     }
 }
 
 void
-px_session_start(struct px_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
+px_session_start(struct px_listener *l, int fd)
 {
     struct px_worker *w = px_listener_worker(l);
     struct px_session *s = calloc(1, sizeof(*s));
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
 
-    (void)peerlen;
     if (s == NULL) {
         close(fd);
         px_listener_client_gone(l);
@@ -583,25 +606,8 @@ px_session_start(struct px_listener *l, int fd, const struct sockaddr *peer, soc
     s->w = w;
     s->fd = fd;
     TAILQ_INIT(&s->reqs);
-    if (peer->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
-
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        port = ntohs(sin->sin_port);
-        snprintf(s->peer, sizeof(s->peer), "%s:%u", host, port);
-    } else if (peer->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
-
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-        port = ntohs(sin6->sin6_port);
-        snprintf(s->peer, sizeof(s->peer), "[%s]:%u", host, port);
-    }
-    s->in = evbuffer_new();
-    s->out = evbuffer_new();
-    s->wev = event_new(px_worker_base(w), fd, EV_WRITE, on_client_write, s);
-    if (s->in == NULL || s->out == NULL || s->wev == NULL ||
-        event_assign(&s->rev, px_worker_base(w), fd, EV_READ | EV_PERSIST, on_client_read, s) ==
-            -1) {
+    if (event_assign(&s->rev, px_worker_base(w), fd, EV_READ | EV_PERSIST, on_client_read, s) ==
+        -1) {
         close(fd);
         px_listener_client_gone(l);
         px_session_free(s);

@@ -24,8 +24,7 @@ struct px_listener;
 struct px_session;
 
 /* Serve an accepted client; the session owns fd from here on, even on failure. */
-void px_session_start(struct px_listener *l, int fd, const struct sockaddr *peer,
-                      socklen_t peerlen);
+void px_session_start(struct px_listener *l, int fd);
 /* End a session now (worker shutdown); it is freed by the worker's reaper. */
 void px_session_close(struct px_session *s, const char *why);
 void px_session_free(struct px_session *s);

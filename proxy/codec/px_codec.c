@@ -238,6 +238,20 @@ has_payload(const struct cfg_codec *codec)
     return codec->type == CFG_CODEC_LINE || codec->type == CFG_CODEC_LENGTH;
 }
 
+/* Frames of the same framing move as they are, within to's max_frame when it has one. */
+static int
+move_frame(const struct cfg_codec *to, struct evbuffer *frame, struct evbuffer *out,
+           const char **why)
+{
+    if (has_payload(to) && evbuffer_get_length(frame) > to->max_frame) {
+        return fail(why, R_FRAME_TOO_LONG);
+    }
+    if (evbuffer_add_buffer(out, frame) == -1) {
+        return fail(why, R_BUFFER);
+    }
+    return 0;
+}
+
 /* Drain what precedes the payload of a whole frame; *plen: the payload's length. */
 static int
 strip(const struct cfg_codec *from, struct evbuffer *frame, size_t *plen, const char **why)
@@ -385,7 +399,7 @@ px_codec_reframe(const struct cfg_codec *from, const struct cfg_codec *to, struc
     int rc;
 
     if (same_framing(from, to)) {
-        rc = evbuffer_add_buffer(out, frame) == -1 ? fail(why, R_BUFFER) : 0;
+        rc = move_frame(to, frame, out, why);
     } else if (!has_payload(from) || !has_payload(to)) {
         rc = fail(why, R_CANNOT_REFRAME);
     } else if ((rc = strip(from, frame, &plen, why)) == 0) {
