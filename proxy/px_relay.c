@@ -7,6 +7,7 @@
 #include "proxy/px_worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -18,16 +19,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RELAY_CHUNK 65536
+#define RELAY_CHUNK 65536       /* also the pipe's capacity, Linux's default */
 #define RELAY_HIGH (256u << 10) /* stop reading a side while this much waits for the other */
 
-/* One direction: bytes read from src wait in buf until written to dst. */
+/*
+ * One direction. Bytes move src -> pipe -> dst with splice(2) and never enter
+ * user space; the pipe is made on the first data. Where no pipe can be had
+ * (out of descriptors) they go through buf instead.
+ */
 struct half {
     int *src;
     int *dst;
     struct event *rev;    /* reads src */
     struct event *wev;    /* writes dst */
     struct evbuffer *buf; /* owned */
+    int pipe[2];          /* owned: -1 until made */
+    size_t inpipe;        /* bytes in the pipe */
     uint64_t *bytes;
     bool eof;  /* src sent FIN */
     bool shut; /* dst got shutdown(SHUT_WR) */
@@ -88,15 +95,23 @@ px_relay_close(struct px_relay *r, const char *why)
     px_worker_reap(r->w, &r->head);
 }
 
+static void
+half_free(struct half *h)
+{
+    if (h->buf != NULL) {
+        evbuffer_free(h->buf);
+    }
+    if (h->pipe[0] != -1) {
+        close(h->pipe[0]);
+        close(h->pipe[1]);
+    }
+}
+
 void
 px_relay_free(struct px_relay *r)
 {
-    if (r->c2u.buf != NULL) {
-        evbuffer_free(r->c2u.buf);
-    }
-    if (r->u2c.buf != NULL) {
-        evbuffer_free(r->u2c.buf);
-    }
+    half_free(&r->c2u);
+    half_free(&r->u2c);
     free(r);
 }
 
@@ -112,22 +127,34 @@ client_free(struct px_client *c)
     px_relay_free(px_container_of(c, struct px_relay, head));
 }
 
+static size_t
+pending(const struct half *h)
+{
+    return h->pipe[0] != -1 ? h->inpipe : evbuffer_get_length(h->buf);
+}
+
+static size_t
+room(const struct half *h)
+{
+    return h->pipe[0] != -1 ? RELAY_CHUNK - h->inpipe : RELAY_HIGH - evbuffer_get_length(h->buf);
+}
+
 /* Arm h's events: read src while there is room, write dst while bytes wait. */
 static int
 half_arm(struct px_relay *r, struct half *h)
 {
     uint64_t idle = px_listener_cfg(r->l)->timeouts.idle_ms;
     struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)(idle % 1000) * 1000};
-    size_t pending = evbuffer_get_length(h->buf);
+    size_t waiting = pending(h);
 
-    if (!h->eof && pending < RELAY_HIGH) {
+    if (!h->eof && waiting < RELAY_HIGH && room(h) > 0) {
         if (event_add(h->rev, idle > 0 ? &tv : NULL) == -1) {
             return -1;
         }
     } else {
         event_del(h->rev);
     }
-    if (pending > 0) {
+    if (waiting > 0) {
         return event_add(h->wev, NULL);
     }
     event_del(h->wev);
@@ -140,32 +167,79 @@ half_arm(struct px_relay *r, struct half *h)
     return 0;
 }
 
+/* The pipe for h, made on the first data; false: use the buffer. */
+static bool
+use_pipe(struct half *h)
+{
+    if (h->pipe[0] == -1 && evbuffer_get_length(h->buf) == 0 &&
+        pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+        h->pipe[0] = h->pipe[1] = -1;
+    }
+    return h->pipe[0] != -1;
+}
+
+/* Read from src into the pipe or the buffer: > 0 bytes, 0 at EOF, -1 with errno. */
+static ssize_t
+half_read(struct half *h)
+{
+    ssize_t n;
+
+    if (!use_pipe(h)) {
+        return pool_io_read(h->buf, *h->src, RELAY_CHUNK);
+    }
+    do {
+        n = splice(*h->src, NULL, h->pipe[1], NULL, room(h), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } while (n == -1 && errno == EINTR);
+    if (n > 0) {
+        h->inpipe += (size_t)n;
+    }
+    return n;
+}
+
+/* Write what waits to dst: 0 (done or would block), -1 with errno. */
+static int
+half_write(struct half *h)
+{
+    while (pending(h) > 0) {
+        ssize_t n;
+
+        if (h->pipe[0] != -1) {
+            n = splice(h->pipe[0], NULL, *h->dst, NULL, h->inpipe,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                h->inpipe -= (size_t)n;
+            }
+        } else {
+            n = evbuffer_write(h->buf, *h->dst);
+        }
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+    }
+    return 0;
+}
+
 /* Move what can be moved on h; -1 when the relay must close. */
 static int
 half_pump(struct px_relay *r, struct half *h, bool readable, bool writable)
 {
-    if (readable && !h->eof) {
-        ssize_t n = pool_io_read(h->buf, *h->src, RELAY_CHUNK);
+    if (readable && !h->eof && room(h) > 0) {
+        ssize_t n = half_read(h);
 
         if (n == 0) {
             h->eof = true;
         } else if (n > 0) {
             *h->bytes += (uint64_t)n;
             writable = true; /* try at once: the common case needs no write event */
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return -1;
         }
     }
-    while (writable && evbuffer_get_length(h->buf) > 0) {
-        if (evbuffer_write(h->buf, *h->dst) == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break;
-            }
-            return -1;
-        }
+    if (writable && half_write(h) == -1) {
+        return -1;
     }
     return half_arm(r, h);
 }
@@ -253,10 +327,20 @@ px_relay_start(struct px_listener *l, int fd)
     r->w = w;
     r->cfd = fd;
     r->ufd = -1;
-    r->c2u = (struct half){&r->cfd,        &r->ufd,       &r->crev, &r->uwev,
-                           evbuffer_new(), &st->bytes_in, false,    false};
-    r->u2c = (struct half){&r->ufd,        &r->cfd,        &r->urev, &r->cwev,
-                           evbuffer_new(), &st->bytes_out, false,    false};
+    r->c2u = (struct half){.src = &r->cfd,
+                           .dst = &r->ufd,
+                           .rev = &r->crev,
+                           .wev = &r->uwev,
+                           .buf = evbuffer_new(),
+                           .pipe = {-1, -1},
+                           .bytes = &st->bytes_in};
+    r->u2c = (struct half){.src = &r->ufd,
+                           .dst = &r->cfd,
+                           .rev = &r->urev,
+                           .wev = &r->cwev,
+                           .buf = evbuffer_new(),
+                           .pipe = {-1, -1},
+                           .bytes = &st->bytes_out};
     if (r->c2u.buf == NULL || r->u2c.buf == NULL ||
         event_assign(&r->crev, base, fd, EV_READ, relay_io, r) == -1 ||
         event_assign(&r->cwev, base, fd, EV_WRITE, relay_io, r) == -1) {
