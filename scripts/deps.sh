@@ -8,7 +8,7 @@ PACKAGES=(
   gcc make cmake pkg-config
   libevent-dev libssl-dev libyaml-dev libcmocka-dev
   # tests
-  python3 python3-pytest python3-yaml memcached socat
+  python3 python3-pytest python3-yaml memcached socat dnsmasq-base
 )
 
 SUDO=""

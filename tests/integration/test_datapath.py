@@ -435,3 +435,63 @@ def test_sigterm_with_clients_connected(upstream, sluice):
     assert p.stop(signal.SIGTERM) == 0
     for c in clients:
         c.close()
+
+
+def test_line_clients_reframed_to_length_prefixed_upstream(upstream, sluice):
+    up = upstream(mode="delay", framing="length4", delay_ms=1)  # answers whole length frames only
+    port = free_port()
+    p = sluice(config(port, up.port, codec='{ type: line, delimiter: "\\n" }',
+                      cluster_extra="codec: { type: length, field_size: 4 }"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    msgs = [b"hello", b"", b"x" * 5000, b"last one"]
+    s.sendall(b"".join(m + b"\n" for m in msgs))
+    buf = b""
+    while buf.count(b"\n") < len(msgs):
+        chunk = s.recv(65536)
+        assert chunk, "closed early: %r" % buf
+        buf += chunk
+    s.close()
+    assert buf == b"".join(m + b"\n" for m in msgs)  # framed as length upstream, lines again here
+    assert up.stats()["frames"] == len(msgs)
+    assert p.stop() == 0
+
+
+def dns_query(qid, name):
+    """A DNS query for name's A record over TCP: 2-byte length, then the message."""
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack(">HH", 1, 1)
+    return struct.pack(">H", len(q)) + q
+
+
+def test_length_codec_with_real_dns_over_tcp(sluice, procs):
+    dns_port = free_port()
+    procs(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+           "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % dns_port, "--user=root",
+           "--address=/example.test/127.0.0.53"])
+    wait_port(dns_port)
+    port = free_port()
+    p = sluice(config(port, dns_port, codec="{ type: length, field_size: 2, max_frame: 64KiB }",
+                      pool="max_pipeline: 1"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    queries = b"".join(dns_query(100 + i, "host%d.example.test" % i) for i in range(20))
+    for i in range(0, len(queries), 7):  # split at odd places
+        s.sendall(queries[i:i + 7])
+    answers = []
+    buf = b""
+    while len(answers) < 20:
+        chunk = s.recv(65536)
+        assert chunk
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+            n = struct.unpack(">H", buf[:2])[0]
+            answers.append(buf[2:2 + n])
+            buf = buf[2 + n:]
+    s.close()
+    for i, a in enumerate(answers):
+        qid, flags, qd, an = struct.unpack(">HHHH", a[:8])
+        assert qid == 100 + i  # every answer to its own query, in order
+        assert flags & 0x8000 and an == 1
+        assert a.endswith(socket.inet_aton("127.0.0.53"))
+    assert p.stop() == 0
