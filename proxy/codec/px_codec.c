@@ -347,8 +347,8 @@ field_value(const struct cfg_codec *to, size_t plen, uint64_t *value, const char
     uint64_t total = (uint64_t)to->field_offset + to->field_size + plen;
     int64_t v;
 
-    if (plen > INT64_MAX || total < plen || total > to->max_frame) {
-        return fail(why, R_FRAME_TOO_LONG);
+    if (plen > INT_MAX || total > to->max_frame) {
+        return fail(why, R_FRAME_TOO_LONG); /* checked before anything is appended */
     }
     if (to->adjust < 0 && (int64_t)plen > INT64_MAX + to->adjust) {
         return fail(why, R_LENGTH_OVERFLOW);

@@ -27,6 +27,12 @@ struct px_frame_state {
  * The length in bytes (> 0) of the complete frame at the start of in,
  * PX_AGAIN, or PX_ERROR with *why pointing at a constant reason. raw has no
  * frames: it returns every buffered byte (PX_AGAIN when there is none).
+ * line fails once max_frame bytes are buffered with no delimiter ending
+ * within them (no later line could fit), and resumes its search where the
+ * last call stopped; it zeroes st itself when it returns a frame. length
+ * fails as soon as the header is buffered if value + adjust is negative or
+ * overflows, or the frame would exceed max_frame. resp and http are not
+ * implemented yet: they always fail.
  */
 ssize_t px_codec_frame(const struct cfg_codec *codec, struct evbuffer *in,
                        struct px_frame_state *st, const char **why);
@@ -38,6 +44,13 @@ ssize_t px_codec_frame(const struct cfg_codec *codec, struct evbuffer *in,
  * follows the length field. Return 0, or -1 with *why (a line payload that
  * contains the delimiter, a payload too long for the length field or for
  * to->max_frame).
+ *
+ * Codecs with the same framing (type, delimiter, length field layout) move the
+ * bytes unchanged, still within to->max_frame for line and length; line to
+ * line with another delimiter and length to length with another layout are
+ * re-framed through the payload. A line payload is refused if the delimiter
+ * would occur in payload + delimiter before its end ("ab\r\n" + "\r\n\r\n").
+ * Other pairs fail ("cannot re-frame"). Nothing is appended on failure.
  */
 int px_codec_reframe(const struct cfg_codec *from, const struct cfg_codec *to,
                      struct evbuffer *frame, struct evbuffer *out, const char **why);

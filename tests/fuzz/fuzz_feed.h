@@ -37,7 +37,7 @@ uint64_t fuzz_uint(struct fuzz_input *in, size_t n);
  * chunk when nsizes is 0), cutting every frame as soon as px_codec_frame()
  * returns one, and check each answer against the oracle. Stops at PX_ERROR.
  */
-void fuzz_feed(const struct cfg_codec *codec, const uint8_t *data, size_t len,
-               const uint8_t *sizes, size_t nsizes, fuzz_oracle oracle);
+void fuzz_feed(const struct cfg_codec *codec, const uint8_t *data, size_t len, const uint8_t *sizes,
+               size_t nsizes, fuzz_oracle oracle);
 
 #endif

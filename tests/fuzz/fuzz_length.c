@@ -7,6 +7,7 @@
 
 #include "proxy/codec/px_codec.h"
 
+#include <limits.h>
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n);

@@ -1,7 +1,11 @@
 /*
  * px_codec: frame boundaries of raw, line and length, each stream fed one byte
  * at a time, split in two at every byte and coalesced at random (fixed seed),
- * its last byte against a guard page; the errors; re-framing line <-> length.
+ * its last byte against a guard page; the errors, and the byte at which each
+ * is reported; re-framing line <-> length.
+ *
+ * Most cases are rows of three tables (streams, answers, re-framings); each
+ * row runs as a cmocka test of its own, named after the row.
  */
 #include "proxy/codec/px_codec.h"
 
@@ -22,44 +26,32 @@
 #define MAX_FRAMES 64
 #define RANDOM_RUNS 2000
 
+struct bytes {
+    const char *p;
+    size_t n;
+};
+
 /* A literal's bytes, without the NUL a string literal ends in. */
+#define B(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
 #define LIT(s) s, sizeof(s) - 1
 
-/* ---- codecs ---- */
-
-static struct cfg_codec
-line(const char *delimiter, uint64_t max_frame)
-{
-    struct cfg_codec c = {.type = CFG_CODEC_LINE, .max_frame = max_frame};
-
-    c.delimiter.ptr = (char *)delimiter;
-    c.delimiter.len = strlen(delimiter);
-    return c;
-}
-
-static struct cfg_codec
-length(uint32_t offset, uint32_t size, enum cfg_byte_order order, int64_t adjust,
-       uint64_t max_frame)
-{
-    struct cfg_codec c = {
-        .type = CFG_CODEC_LENGTH,
-        .max_frame = max_frame,
-        .field_offset = offset,
-        .field_size = size,
-        .byte_order = order,
-        .adjust = adjust,
-    };
-
-    return c;
-}
-
-static struct cfg_codec
-plain(enum cfg_codec_type type)
-{
-    struct cfg_codec c = {.type = type, .max_frame = 1 << 20};
-
-    return c;
-}
+#define LINE(d, max)                                                                               \
+    {                                                                                              \
+        .type = CFG_CODEC_LINE, .max_frame = (max), .delimiter = {(char *)(d), sizeof(d) - 1 }     \
+    }
+#define LENGTH(off, size, order, adj, max)                                                         \
+    {                                                                                              \
+        .type = CFG_CODEC_LENGTH, .max_frame = (max), .field_offset = (off), .field_size = (size), \
+        .byte_order = CFG_##order##_ENDIAN, .adjust = (adj)                                        \
+    }
+#define PLAIN(t)                                                                                   \
+    {                                                                                              \
+        .type = CFG_CODEC_##t, .max_frame = 1 << 20                                                \
+    }
+#define THRIFT LENGTH(0, 4, BIG, 0, 1024)
 
 /* ---- streams: the input and the frames it must be cut into ---- */
 
@@ -80,6 +72,14 @@ add_bytes(struct stream *s, const void *p, size_t n)
     s->len += n;
 }
 
+static void
+add_repeated(struct stream *s, int byte, size_t n)
+{
+    assert_true(s->len + n <= MAX_INPUT);
+    memset(s->bytes + s->len, byte, n);
+    s->len += n;
+}
+
 /* The bytes added since the last frame are a whole frame. */
 static void
 end_frame(struct stream *s)
@@ -94,22 +94,6 @@ add_frame(struct stream *s, const void *p, size_t n)
 {
     add_bytes(s, p, n);
     end_frame(s);
-}
-
-/* Append bytes that complete no frame: they stay buffered, or are rejected with error. */
-static void
-add_tail(struct stream *s, const void *p, size_t n, const char *error)
-{
-    add_bytes(s, p, n);
-    s->error = error;
-}
-
-static void
-add_repeated(struct stream *s, int byte, size_t n)
-{
-    assert_true(s->len + n <= MAX_INPUT);
-    memset(s->bytes + s->len, byte, n);
-    s->len += n;
 }
 
 /* ---- input at a guard page: reading past its end faults ---- */
@@ -289,7 +273,7 @@ check_splits(const struct cfg_codec *codec, const struct stream *s)
     unguard(&g);
 }
 
-/* Feed bytes one at a time and return the first result that is not PX_AGAIN. */
+/* Feed bytes one at a time and return the first answer that is not PX_AGAIN. */
 static ssize_t
 trickle(const struct cfg_codec *codec, const void *p, size_t n, size_t *fed, const char **why)
 {
@@ -310,14 +294,253 @@ trickle(const struct cfg_codec *codec, const void *p, size_t n, size_t *fed, con
     return r;
 }
 
-/* ---- raw ---- */
+/* ---- table 1: streams, cut the same under every split ---- */
+
+struct stream_case {
+    struct cfg_codec codec;
+    struct bytes frames[8]; /* the whole frames, up to the first with p == NULL */
+    struct bytes tail;      /* bytes after them that complete no frame */
+    const char *error;      /* NULL: the tail stays buffered; else it is rejected so */
+};
+
+static void
+test_stream(void **state)
+{
+    const struct stream_case *c = *state;
+    struct stream s = {0};
+    size_t i;
+
+    for (i = 0; i < 8 && c->frames[i].p != NULL; i++) {
+        add_frame(&s, c->frames[i].p, c->frames[i].n);
+    }
+    add_bytes(&s, c->tail.p, c->tail.n);
+    s.error = c->error;
+    check_splits(&c->codec, &s);
+}
+
+static const struct stream_case line_lf = {
+    LINE("\n", 64),
+    {B("GET /index.html\n"), B("\n"), B("PING\r\n"), B("set k 0 0 5\n"), B("x\0y\n")},
+    .tail = B("no newline yet"),
+};
+
+static const struct stream_case line_crlf = {
+    LINE("\r\n", 64),
+    {B("+OK\r\n"), B("a\rb\nc\r\n"), B("\r\n"), B("\r\r\n"), B("\n\r\n")}, /* lone CR, LF */
+    .tail = B("partial\r"),
+};
+
+static const struct stream_case line_long_delimiter_overlaps = {
+    LINE("\r\n\r\n", 128),
+    {B("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), B("\r\n\r\n"), B("x\r\n\r\r\n\r\n"),
+     B("\r\r\r\n\n\r\n\r\n")},
+    .tail = B("y\r\n\r"),
+};
+
+static const struct stream_case line_self_overlapping_delimiter = {
+    LINE("aab", 32),
+    {B("aaab"), B("xaaaaab"), B("aab"), B("abaab")},
+    .tail = B("aaaa"),
+};
+
+static const struct stream_case line_exactly_max_frame = {
+    LINE("\r\n", 8),
+    {B("123456\r\n"), B("\r\n"), B("sluice\r\n")},
+    .tail = B("abcdef\r"), /* 7 bytes: a "\n" would still fit */
+};
+
+static const struct stream_case line_too_long_after_frames = {
+    LINE("\n", 16),
+    {B("ok\n"), B("fifteen bytes!\n"), B("sixteen  bytes!\n")},
+    .tail = B("this line has no end in sight"),
+    .error = "line longer than max_frame",
+};
+
+/* example.com A and its answer (93.184.216.34), RFC 1035 4.2.2 */
+static const struct stream_case length_dns_over_tcp = {
+    LENGTH(0, 2, BIG, 0, 65537),
+    {B("\x00\x1d"
+       "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+       "\x07"
+       "example\x03"
+       "com\x00\x00\x01\x00\x01"),
+     B("\x00\x2d"
+       "\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+       "\x07"
+       "example\x03"
+       "com\x00\x00\x01\x00\x01"
+       "\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22")},
+    .tail = B("\x00\x1d\x56\x78"),
+};
+
+/* TBinaryProtocol strict: ping, add(1, 2), the reply to ping */
+static const struct stream_case length_thrift_framed = {
+    LENGTH(0, 4, BIG, 0, 16 << 20),
+    {B("\x00\x00\x00\x11\x80\x01\x00\x01\x00\x00\x00\x04ping\x00\x00\x00\x00\x00"),
+     B("\x00\x00\x00\x1e\x80\x01\x00\x01\x00\x00\x00\x03"
+       "add\x00\x00\x00\x01\x08\x00\x01\x00\x00\x00\x01\x08\x00\x02\x00\x00\x00\x02\x00"),
+     B("\x00\x00\x00\x11\x80\x01\x00\x02\x00\x00\x00\x04ping\x00\x00\x00\x00\x00")},
+    .tail = B("\x00\x00"),
+};
+
+/*
+ * get "Hello", its response "World" with flags 0xdeadbeef (protocol_binary.txt),
+ * a noop. The body length at offset 8 counts what follows the 24-byte header:
+ * 8 + 4 + value + 12 = 24 + value.
+ */
+static const struct stream_case length_memcached_binary = {
+    LENGTH(8, 4, BIG, 12, 1 << 20),
+    {B("\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00"
+       "\x00\x00\x00\x00\x00\x00\x00\x00Hello"),
+     B("\x81\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00"
+       "\x00\x00\x00\x00\x00\x00\x00\x01\xde\xad\xbe\xefWorld"),
+     B("\x80\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x07"
+       "\x00\x00\x00\x00\x00\x00\x00\x00")},
+    .tail = B("\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00"),
+};
+
+/* 3-byte little-endian payload length, then a sequence id byte */
+static const struct stream_case length_mysql_packets = {
+    LENGTH(0, 3, LITTLE, 1, 1 << 24),
+    {B("\x09\x00\x00\x00\x03SELECT 1"), B("\x01\x00\x00\x00\x0e"),
+     B("\x05\x00\x00\x01\x02\x03\x04\x05\x06")},
+    .tail = B("\x09\x00"),
+};
+
+/* Netty's LengthFieldBasedFrameDecoder examples, without stripping */
+static const struct stream_case netty_offset0_size2 = {
+    LENGTH(0, 2, BIG, 0, 1024),
+    {B("\x00\x0cHELLO, WORLD"), B("\x00\x0cHELLO, WORLD")},
+    .tail = B("\x00\x0cHELLO"),
+};
+
+static const struct stream_case netty_length_counts_header = {
+    LENGTH(0, 2, BIG, -2, 1024),
+    {B("\x00\x0eHELLO, WORLD"), B("\x00\x02"), /* the header alone */
+     B("\x00\x0eHELLO, WORLD")},
+    .tail = B("\x00"),
+};
+
+static const struct stream_case netty_header_before_field = {
+    LENGTH(2, 3, BIG, 0, 1024),
+    {B("\xca\xfe\x00\x00\x0cHELLO, WORLD"), B("\xca\xfe\x00\x00\x0cHELLO, WORLD")},
+    .tail = B("\xca\xfe\x00\x00"),
+};
+
+static const struct stream_case netty_header_after_field = {
+    LENGTH(0, 3, BIG, 2, 1024),
+    {B("\x00\x00\x0c\xca\xfeHELLO, WORLD"), B("\x00\x00\x0c\xca\xfeHELLO, WORLD")},
+    .tail = B("\x00\x00\x0c\xca"),
+};
+
+static const struct stream_case netty_headers_both_sides = {
+    LENGTH(1, 2, BIG, 1, 1024),
+    {B("\xca\x00\x0c\xfeHELLO, WORLD"), B("\xca\x00\x0c\xfeHELLO, WORLD")},
+    .tail = B("\xca\x00"),
+};
+
+/* the field holds the whole message's length: 16 = 1 + 2 + 1 + 12 */
+static const struct stream_case netty_negative_adjust = {
+    LENGTH(1, 2, BIG, -3, 1024),
+    {B("\xca\x00\x10\xfeHELLO, WORLD"), B("\xca\x00\x03"), /* 3 - 3: nothing after the field */
+     B("\xca\x00\x10\xfeHELLO, WORLD")},
+    .tail = B("\xca\x00\x10\xfe"),
+};
+
+static const struct stream_case length_size3_big_with_offset = {
+    LENGTH(1, 3, BIG, 0, 1024),
+    {B("\x17\x00\x00\x04wxyz"), B("\x17\x00\x00\x00")},
+    .tail = B("\x17\x00\x00\x04wxy"),
+};
+
+static const struct stream_case length_size4_little = {
+    LENGTH(0, 4, LITTLE, 0, 1024),
+    {B("\x06\x00\x00\x00sluice"), B("\x00\x00\x00\x00"), B("\x01\x00\x00\x00!")},
+    .tail = B("\x06\x00\x00"),
+};
+
+static const struct stream_case length_size8_big = {
+    LENGTH(0, 8, BIG, 0, 1024),
+    {B("\x00\x00\x00\x00\x00\x00\x00\x05hello"), B("\x00\x00\x00\x00\x00\x00\x00\x00"),
+     B("\x00\x00\x00\x00\x00\x00\x00\x01x")},
+    .tail = B("\x00\x00\x00\x00\x00\x00\x00\x09partial"),
+};
+
+/* the field holds the frame's total length */
+static const struct stream_case length_size8_little_with_offset = {
+    LENGTH(2, 8, LITTLE, -10, 1024),
+    {B("\xab\xcd\x0f\x00\x00\x00\x00\x00\x00\x00world"),
+     B("\xab\xcd\x0a\x00\x00\x00\x00\x00\x00\x00")},
+    .tail = B("\xab\xcd\x0f\x00\x00\x00\x00\x00\x00"),
+};
+
+static const struct stream_case length_too_long_after_frames = {
+    LENGTH(0, 2, BIG, 0, 64),
+    {B("\x00\x02ok"), B("\x00\x00")},
+    .tail = B("\x00\x3fthe rest never matters"),
+    .error = "frame longer than max_frame",
+};
+
+static const struct stream_case length_negative_after_frames = {
+    LENGTH(1, 2, BIG, -3, 1024),
+    {B("\xca\x00\x03")},
+    .tail = B("\xca\x00\x02\xfe"), /* 2 - 3 < 0 */
+    .error = "negative frame length",
+};
+
+/* ---- streams built in code ---- */
+
+static void
+test_line_long_frame_then_short_ones(void **state)
+{
+    struct cfg_codec c = LINE("\n", 4096);
+    struct stream s = {0};
+
+    (void)state;
+    add_repeated(&s, 'x', 1000);
+    add_frame(&s, LIT("\n"));
+    add_frame(&s, LIT("a\n"));
+    add_bytes(&s, LIT("b"));
+    check_splits(&c, &s);
+}
+
+static void
+test_length_size1_largest_value(void **state)
+{
+    struct cfg_codec c = LENGTH(0, 1, BIG, 0, 1024);
+    struct stream s = {0};
+
+    (void)state;
+    add_frame(&s, LIT("\x03xyz"));
+    add_frame(&s, LIT("\x00"));
+    add_bytes(&s, LIT("\xff"));
+    add_repeated(&s, 'z', 255);
+    end_frame(&s);
+    add_bytes(&s, LIT("\x05xy"));
+    check_splits(&c, &s);
+}
+
+static void
+test_length_size2_little_order_matters(void **state)
+{
+    struct cfg_codec c = LENGTH(0, 2, LITTLE, 0, 1024);
+    struct stream s = {0};
+
+    (void)state;
+    add_frame(&s, LIT("\x05\x00hello"));
+    add_bytes(&s, LIT("\x02\x01")); /* 0x0102, not 0x0201 */
+    add_repeated(&s, 'q', 0x102);
+    end_frame(&s);
+    add_bytes(&s, LIT("\x05"));
+    check_splits(&c, &s);
+}
 
 static void
 test_raw_returns_what_is_buffered(void **state)
 {
     static const char text[] = "raw bytes have no frames\r\n\0 at all";
     static size_t ends[MAX_INPUT];
-    struct cfg_codec c = plain(CFG_CODEC_RAW);
+    struct cfg_codec c = PLAIN(RAW);
     uint64_t seed = 1;
     struct guarded g;
     const uint8_t *data = guard(text, sizeof(text), &g);
@@ -339,7 +562,7 @@ test_raw_returns_what_is_buffered(void **state)
 static void
 test_raw_empty_is_again(void **state)
 {
-    struct cfg_codec c = plain(CFG_CODEC_RAW);
+    struct cfg_codec c = PLAIN(RAW);
     struct evbuffer *in = evbuffer_new();
     struct px_frame_state st = {0};
     const char *why = NULL;
@@ -350,136 +573,102 @@ test_raw_empty_is_again(void **state)
     evbuffer_free(in);
 }
 
-/* ---- line ---- */
+/* ---- table 2: answers to input fed one byte at a time ---- */
+
+struct answer_case {
+    struct cfg_codec codec;
+    struct bytes in;
+    ssize_t answer;  /* the first one that is not PX_AGAIN, or PX_AGAIN */
+    size_t fed;      /* bytes fed when it came */
+    const char *why; /* with PX_ERROR */
+};
 
 static void
-test_line_lf(void **state)
+test_answer(void **state)
 {
-    struct cfg_codec c = line("\n", 64);
-    struct stream s = {0};
+    const struct answer_case *c = *state;
+    const char *why = NULL;
+    size_t fed;
 
-    (void)state;
-    add_frame(&s, LIT("GET /index.html\n"));
-    add_frame(&s, LIT("\n"));
-    add_frame(&s, LIT("PING\r\n"));
-    add_frame(&s, LIT("set k 0 0 5\n"));
-    add_frame(&s, LIT("x\0y\n"));
-    add_tail(&s, LIT("no newline yet"), NULL);
-    check_splits(&c, &s);
+    assert_int_equal(trickle(&c->codec, c->in.p, c->in.n, &fed, &why), c->answer);
+    assert_int_equal(fed, c->fed);
+    if (c->why != NULL) {
+        assert_string_equal(why, c->why);
+    } else {
+        assert_null(why);
+    }
 }
 
-static void
-test_line_crlf(void **state)
-{
-    struct cfg_codec c = line("\r\n", 64);
-    struct stream s = {0};
+#define TOO_LONG_LINE "line longer than max_frame"
+#define TOO_LONG "frame longer than max_frame"
+#define OVERFLOWS "frame length overflows"
 
-    (void)state;
-    add_frame(&s, LIT("+OK\r\n"));
-    add_frame(&s, LIT("a\rb\nc\r\n")); /* lone CR and LF are payload */
-    add_frame(&s, LIT("\r\n"));
-    add_frame(&s, LIT("\r\r\n"));
-    add_frame(&s, LIT("\n\r\n"));
-    add_tail(&s, LIT("partial\r"), NULL);
-    check_splits(&c, &s);
-}
+/* 15 bytes and no delimiter: a 16th could still be "\n" */
+static const struct answer_case line_not_too_long_before_max_frame = {
+    LINE("\n", 16), B("0123456789abcde"), PX_AGAIN, 15, NULL};
+static const struct answer_case line_of_max_frame = {LINE("\n", 16), B("0123456789abcde\n"), 16, 16,
+                                                     NULL};
+/* with the 16th byte no line can end within max_frame */
+static const struct answer_case line_too_long_at_max_frame = {
+    LINE("\n", 16), B("0123456789abcdefXYZ"), PX_ERROR, 16, TOO_LONG_LINE};
+static const struct answer_case line_crlf_of_max_frame = {LINE("\r\n", 8), B("123456\r\n"), 8, 8,
+                                                          NULL};
+/* "1234567\r": the "\n" would make 9 */
+static const struct answer_case line_crlf_split_at_max_frame = {LINE("\r\n", 8), B("1234567\r\n"),
+                                                                PX_ERROR, 8, TOO_LONG_LINE};
+static const struct answer_case line_empty_delimiter = {LINE("", 64), B("x\n"), PX_ERROR, 1,
+                                                        "delimiter must be 1 to 8 bytes"};
+/* 4 + 0x3fd = 1025 announced: rejected with the 4 header bytes alone */
+static const struct answer_case length_too_long_from_header_alone = {
+    THRIFT, B("\x00\x00\x03\xfdmore"), PX_ERROR, 4, TOO_LONG};
+/* a 1MiB body: known at byte 12, before the 24-byte header ends */
+static const struct answer_case length_too_long_memcached = {
+    LENGTH(8, 4, BIG, 12, 1 << 20),
+    B("\x80\x01\x00\x05\x08\x00\x00\x00\x00\x10\x00\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
+    PX_ERROR, 12, TOO_LONG};
+static const struct answer_case length_negative_min_adjust = {LENGTH(0, 8, BIG, INT64_MIN, 1024),
+                                                              B("\x7f\xff\xff\xff\xff\xff\xff\xff"),
+                                                              PX_ERROR, 8, "negative frame length"};
+static const struct answer_case length_overflow_all_ones = {
+    LENGTH(0, 8, BIG, 0, 1024), B("\xff\xff\xff\xff\xff\xff\xff\xff"), PX_ERROR, 8, OVERFLOWS};
+static const struct answer_case length_overflow_top_bit = {
+    LENGTH(0, 8, BIG, 0, 1024), B("\x80\x00\x00\x00\x00\x00\x00\x00"), PX_ERROR, 8, OVERFLOWS};
+static const struct answer_case length_overflow_adjust = {
+    LENGTH(0, 8, BIG, 1, 1024), B("\x7f\xff\xff\xff\xff\xff\xff\xff"), PX_ERROR, 8, OVERFLOWS};
+static const struct answer_case length_int64_max_too_long = {
+    LENGTH(0, 8, BIG, 0, 1024), B("\x7f\xff\xff\xff\xff\xff\xff\xff"), PX_ERROR, 8, TOO_LONG};
+static const struct answer_case length_little_too_long = {
+    LENGTH(0, 8, LITTLE, -16, 1024), B("\xff\xff\xff\xff\xff\xff\xff\x7f"), PX_ERROR, 8, TOO_LONG};
+static const struct answer_case length_bad_field_size = {
+    LENGTH(0, 5, BIG, 0, 1024), B("\x00\x00\x00\x00\x01x"), PX_ERROR, 1,
+    "length field must be 1, 2, 3, 4 or 8 bytes"};
+static const struct answer_case resp_not_implemented = {PLAIN(RESP), B("+OK\r\n"), PX_ERROR, 1,
+                                                        "codec not implemented"};
+static const struct answer_case http_not_implemented = {PLAIN(HTTP), B("GET / HTTP/1.1\r\n\r\n"),
+                                                        PX_ERROR, 1, "codec not implemented"};
 
-static void
-test_line_long_delimiter_overlaps(void **state)
-{
-    struct cfg_codec c = line("\r\n\r\n", 128);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
-    add_frame(&s, LIT("\r\n\r\n"));
-    add_frame(&s, LIT("x\r\n\r\r\n\r\n"));
-    add_frame(&s, LIT("\r\r\r\n\n\r\n\r\n"));
-    add_tail(&s, LIT("y\r\n\r"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_line_self_overlapping_delimiter(void **state)
-{
-    struct cfg_codec c = line("aab", 32);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("aaab"));
-    add_frame(&s, LIT("xaaaaab"));
-    add_frame(&s, LIT("aab"));
-    add_frame(&s, LIT("abaab"));
-    add_tail(&s, LIT("aaaa"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_line_exactly_max_frame(void **state)
-{
-    struct cfg_codec c = line("\r\n", 8);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("123456\r\n"));
-    add_frame(&s, LIT("\r\n"));
-    add_frame(&s, LIT("abcdef\r\n"));
-    add_tail(&s, LIT("abcdef\r"), NULL); /* 7 bytes: "\n" would still fit */
-    check_splits(&c, &s);
-}
+/* ---- answers checked in code ---- */
 
 static void
-test_line_too_long_after_frames(void **state)
+test_length_exactly_max_frame(void **state)
 {
-    struct cfg_codec c = line("\n", 16);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("ok\n"));
-    add_frame(&s, LIT("fifteen bytes!\n"));
-    add_frame(&s, LIT("sixteen  bytes!\n"));
-    add_tail(&s, LIT("this line has no end in sight"), "line longer than max_frame");
-    check_splits(&c, &s);
-}
-
-static void
-test_line_too_long_not_before(void **state)
-{
-    static const char text[] = "0123456789abcdefXYZ";
-    struct cfg_codec c = line("\n", 16);
+    static uint8_t frame[1024 + 1];
+    struct cfg_codec c = THRIFT;
     const char *why = NULL;
     size_t fed;
 
     (void)state;
-    /* 15 bytes and no delimiter: a 16th could still be "\n". */
-    assert_int_equal(trickle(&c, text, 15, &fed, &why), PX_AGAIN);
-    assert_int_equal(fed, 15);
-    assert_null(why);
-    assert_int_equal(trickle(&c, LIT("0123456789abcde\n"), &fed, &why), 16);
-    /* With the 16th byte no line can end within max_frame. */
-    assert_int_equal(trickle(&c, text, sizeof(text) - 1, &fed, &why), PX_ERROR);
-    assert_int_equal(fed, 16);
-    assert_string_equal(why, "line longer than max_frame");
-}
-
-static void
-test_line_delimiter_split_at_max_frame(void **state)
-{
-    struct cfg_codec c = line("\r\n", 8);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    assert_int_equal(trickle(&c, LIT("123456\r\n"), &fed, &why), 8);
-    assert_int_equal(trickle(&c, LIT("1234567\r\n"), &fed, &why), PX_ERROR);
-    assert_int_equal(fed, 8); /* "1234567\r": the "\n" would make 9 */
-    assert_string_equal(why, "line longer than max_frame");
+    memcpy(frame, "\x00\x00\x03\xfc", 4); /* 4 + 1020 = 1024 */
+    memset(frame + 4, 'm', sizeof(frame) - 4);
+    assert_int_equal(trickle(&c, frame, sizeof(frame), &fed, &why), 1024);
+    assert_int_equal(fed, 1024);
 }
 
 static void
 test_line_delimiter_past_max_frame_in_one_read(void **state)
 {
-    struct cfg_codec c = line("\n", 8);
+    struct cfg_codec c = LINE("\n", 8);
     struct evbuffer *in = evbuffer_new();
     struct px_frame_state st = {0};
     const char *why = NULL;
@@ -487,28 +676,14 @@ test_line_delimiter_past_max_frame_in_one_read(void **state)
     (void)state;
     evbuffer_add(in, LIT("12345678\nok\n"));
     assert_int_equal(px_codec_frame(&c, in, &st, &why), PX_ERROR);
-    assert_string_equal(why, "line longer than max_frame");
+    assert_string_equal(why, TOO_LONG_LINE);
     evbuffer_free(in);
-}
-
-static void
-test_line_long_frame_then_short_ones(void **state)
-{
-    struct cfg_codec c = line("\n", 4096);
-    struct stream s = {0};
-
-    (void)state;
-    add_repeated(&s, 'x', 1000);
-    add_frame(&s, LIT("\n"));
-    add_frame(&s, LIT("a\n"));
-    add_tail(&s, LIT("b"), NULL);
-    check_splits(&c, &s);
 }
 
 static void
 test_line_resumes_where_it_stopped(void **state)
 {
-    struct cfg_codec c = line("\r\n", 1024);
+    struct cfg_codec c = LINE("\r\n", 1024);
     struct evbuffer *in = evbuffer_new();
     struct px_frame_state st = {0};
     const char *why = NULL;
@@ -526,477 +701,6 @@ test_line_resumes_where_it_stopped(void **state)
     assert_int_equal(px_codec_frame(&c, in, &st, &why), 802);
     assert_int_equal(st.scanned, 0);
     evbuffer_free(in);
-}
-
-static void
-test_line_bad_delimiter(void **state)
-{
-    struct cfg_codec c = line("", 64);
-    struct evbuffer *in = evbuffer_new();
-    struct px_frame_state st = {0};
-    const char *why = NULL;
-
-    (void)state;
-    evbuffer_add(in, "x\n", 2);
-    assert_int_equal(px_codec_frame(&c, in, &st, &why), PX_ERROR);
-    assert_string_equal(why, "delimiter must be 1 to 8 bytes");
-    evbuffer_free(in);
-}
-
-/* ---- length: real protocols ---- */
-
-static void
-test_length_dns_over_tcp(void **state)
-{
-    struct cfg_codec c = length(0, 2, CFG_BIG_ENDIAN, 0, 65537);
-    struct stream s = {0};
-
-    (void)state;
-    /* example.com A query, then its answer (93.184.216.34), RFC 1035 4.2.2 */
-    add_frame(&s, LIT("\x00\x1d"
-                      "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-                      "\x07"
-                      "example"
-                      "\x03"
-                      "com\x00\x00\x01\x00\x01"));
-    add_frame(&s, LIT("\x00\x2d"
-                      "\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
-                      "\x07"
-                      "example"
-                      "\x03"
-                      "com\x00\x00\x01\x00\x01"
-                      "\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x5d\xb8\xd8\x22"));
-    add_tail(&s, LIT("\x00\x1d\x56\x78"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_thrift_framed(void **state)
-{
-    struct cfg_codec c = length(0, 4, CFG_BIG_ENDIAN, 0, 16 << 20);
-    struct stream s = {0};
-
-    (void)state;
-    /* TBinaryProtocol strict: version|CALL, "ping", seqid 0, STOP */
-    add_frame(&s, LIT("\x00\x00\x00\x11"
-                      "\x80\x01\x00\x01\x00\x00\x00\x04"
-                      "ping"
-                      "\x00\x00\x00\x00\x00"));
-    /* add(1, 2): two i32 fields */
-    add_frame(&s, LIT("\x00\x00\x00\x1e"
-                      "\x80\x01\x00\x01\x00\x00\x00\x03"
-                      "add"
-                      "\x00\x00\x00\x01"
-                      "\x08\x00\x01\x00\x00\x00\x01"
-                      "\x08\x00\x02\x00\x00\x00\x02"
-                      "\x00"));
-    /* the reply to ping */
-    add_frame(&s, LIT("\x00\x00\x00\x11"
-                      "\x80\x01\x00\x02\x00\x00\x00\x04"
-                      "ping"
-                      "\x00\x00\x00\x00\x00"));
-    add_tail(&s, LIT("\x00\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_memcached_binary(void **state)
-{
-    /* body length at offset 8 counts what follows the 24-byte header: 12 + v + 12 */
-    struct cfg_codec c = length(8, 4, CFG_BIG_ENDIAN, 12, 1 << 20);
-    struct stream s = {0};
-
-    (void)state;
-    /* get "Hello" and its response "World" with flags 0xdeadbeef (protocol_binary.txt) */
-    add_frame(&s, LIT("\x80\x00\x00\x05\x00\x00\x00\x00"
-                      "\x00\x00\x00\x05"
-                      "\x00\x00\x00\x00"
-                      "\x00\x00\x00\x00\x00\x00\x00\x00"
-                      "Hello"));
-    add_frame(&s, LIT("\x81\x00\x00\x00\x04\x00\x00\x00"
-                      "\x00\x00\x00\x09"
-                      "\x00\x00\x00\x00"
-                      "\x00\x00\x00\x00\x00\x00\x00\x01"
-                      "\xde\xad\xbe\xef"
-                      "World"));
-    /* noop: header only */
-    add_frame(&s, LIT("\x80\x0a\x00\x00\x00\x00\x00\x00"
-                      "\x00\x00\x00\x00"
-                      "\x00\x00\x00\x07"
-                      "\x00\x00\x00\x00\x00\x00\x00\x00"));
-    add_tail(&s, LIT("\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_mysql_packets(void **state)
-{
-    /* 3-byte little-endian payload length, then a sequence id byte */
-    struct cfg_codec c = length(0, 3, CFG_LITTLE_ENDIAN, 1, 1 << 24);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\x09\x00\x00\x00\x03"
-                      "SELECT 1"));
-    add_frame(&s, LIT("\x01\x00\x00\x00\x0e"));
-    add_frame(&s, LIT("\x05\x00\x00\x01"
-                      "\x02\x03\x04\x05\x06"));
-    add_tail(&s, LIT("\x09\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-/* ---- length: the LengthFieldBasedFrameDecoder examples (without stripping) ---- */
-
-/* Netty's frames: a header, then the 12 bytes "HELLO, WORLD". */
-static void
-netty_frame(struct stream *s, const void *header, size_t n)
-{
-    add_bytes(s, header, n);
-    add_bytes(s, LIT("HELLO, WORLD"));
-    end_frame(s);
-}
-
-static void
-test_length_netty_offset0_size2(void **state)
-{
-    struct cfg_codec c = length(0, 2, CFG_BIG_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\x00\x0c"));
-    netty_frame(&s, LIT("\x00\x0c"));
-    add_tail(&s,
-             LIT("\x00\x0c"
-                 "HELLO"),
-             NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_netty_length_counts_header(void **state)
-{
-    struct cfg_codec c = length(0, 2, CFG_BIG_ENDIAN, -2, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\x00\x0e"));
-    add_frame(&s, LIT("\x00\x02")); /* header only */
-    netty_frame(&s, LIT("\x00\x0e"));
-    add_tail(&s, LIT("\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_netty_header_before_field(void **state)
-{
-    struct cfg_codec c = length(2, 3, CFG_BIG_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\xca\xfe\x00\x00\x0c"));
-    netty_frame(&s, LIT("\xca\xfe\x00\x00\x0c"));
-    add_tail(&s, LIT("\xca\xfe\x00\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_netty_header_after_field(void **state)
-{
-    struct cfg_codec c = length(0, 3, CFG_BIG_ENDIAN, 2, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\x00\x00\x0c\xca\xfe"));
-    netty_frame(&s, LIT("\x00\x00\x0c\xca\xfe"));
-    add_tail(&s, LIT("\x00\x00\x0c\xca"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_netty_headers_both_sides(void **state)
-{
-    struct cfg_codec c = length(1, 2, CFG_BIG_ENDIAN, 1, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\xca\x00\x0c\xfe"));
-    netty_frame(&s, LIT("\xca\x00\x0c\xfe"));
-    add_tail(&s, LIT("\xca\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_netty_negative_adjust(void **state)
-{
-    /* the field holds the whole message's length: 16 = 1 + 2 + 1 + 12 */
-    struct cfg_codec c = length(1, 2, CFG_BIG_ENDIAN, -3, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    netty_frame(&s, LIT("\xca\x00\x10\xfe"));
-    netty_frame(&s, LIT("\xca\x00\x10\xfe"));
-    add_frame(&s, LIT("\xca\x00\x03")); /* 3 - 3 = 0 bytes after the field */
-    add_tail(&s, LIT("\xca\x00\x10\xfe"), NULL);
-    check_splits(&c, &s);
-}
-
-/* ---- length: field sizes and byte orders ---- */
-
-static void
-test_length_size1(void **state)
-{
-    static uint8_t big[256];
-    struct cfg_codec c = length(0, 1, CFG_BIG_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    big[0] = 0xff;
-    memset(big + 1, 'z', 255);
-    add_frame(&s, LIT("\x03"
-                      "abc"));
-    add_frame(&s, LIT("\x00"));
-    add_frame(&s, big, sizeof(big)); /* the largest value a byte holds */
-    add_tail(&s,
-             LIT("\x05"
-                 "ab"),
-             NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_size2_little(void **state)
-{
-    static uint8_t big[2 + 0x102];
-    struct cfg_codec c = length(0, 2, CFG_LITTLE_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    big[0] = 0x02; /* 0x0102: the byte order matters */
-    big[1] = 0x01;
-    memset(big + 2, 'q', sizeof(big) - 2);
-    add_frame(&s, LIT("\x05\x00"
-                      "hello"));
-    add_frame(&s, big, sizeof(big));
-    add_tail(&s, LIT("\x05"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_size3_big_with_offset(void **state)
-{
-    struct cfg_codec c = length(1, 3, CFG_BIG_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\x17\x00\x00\x04"
-                      "abcd"));
-    add_frame(&s, LIT("\x17\x00\x00\x00"));
-    add_tail(&s,
-             LIT("\x17\x00\x00\x04"
-                 "abc"),
-             NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_size4_little(void **state)
-{
-    struct cfg_codec c = length(0, 4, CFG_LITTLE_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\x06\x00\x00\x00"
-                      "sluice"));
-    add_frame(&s, LIT("\x00\x00\x00\x00"));
-    add_frame(&s, LIT("\x01\x00\x00\x00"
-                      "!"));
-    add_tail(&s, LIT("\x06\x00\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_size8_big(void **state)
-{
-    struct cfg_codec c = length(0, 8, CFG_BIG_ENDIAN, 0, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x05"
-                      "hello"));
-    add_frame(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x00"));
-    add_frame(&s, LIT("\x00\x00\x00\x00\x00\x00\x00\x01"
-                      "x"));
-    add_tail(&s,
-             LIT("\x00\x00\x00\x00\x00\x00\x00\x09"
-                 "partial"),
-             NULL);
-    check_splits(&c, &s);
-}
-
-static void
-test_length_size8_little_with_offset(void **state)
-{
-    struct cfg_codec c = length(2, 8, CFG_LITTLE_ENDIAN, -10, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    /* the field holds the frame's total length */
-    add_frame(&s, LIT("\xab\xcd\x0f\x00\x00\x00\x00\x00\x00\x00"
-                      "world"));
-    add_frame(&s, LIT("\xab\xcd\x0a\x00\x00\x00\x00\x00\x00\x00"));
-    add_tail(&s, LIT("\xab\xcd\x0f\x00\x00\x00\x00\x00\x00"), NULL);
-    check_splits(&c, &s);
-}
-
-/* ---- length: errors ---- */
-
-static void
-test_length_too_long_from_header_alone(void **state)
-{
-    struct cfg_codec c = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    /* 4 + 0x3fd = 1025 bytes announced: rejected with just the 4 header bytes */
-    assert_int_equal(trickle(&c,
-                             LIT("\x00\x00\x03\xfd"
-                                 "more"),
-                             &fed, &why),
-                     PX_ERROR);
-    assert_int_equal(fed, 4);
-    assert_string_equal(why, "frame longer than max_frame");
-}
-
-static void
-test_length_exactly_max_frame(void **state)
-{
-    static uint8_t frame[1024 + 1];
-    struct cfg_codec c = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    memcpy(frame, "\x00\x00\x03\xfc", 4); /* 4 + 1020 = 1024 */
-    memset(frame + 4, 'm', sizeof(frame) - 4);
-    assert_int_equal(trickle(&c, frame, sizeof(frame), &fed, &why), 1024);
-    assert_int_equal(fed, 1024);
-}
-
-static void
-test_length_too_long_memcached(void **state)
-{
-    struct cfg_codec c = length(8, 4, CFG_BIG_ENDIAN, 12, 1 << 20);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    /* a 1MiB body: known at byte 12, long before the 24-byte header ends */
-    assert_int_equal(trickle(&c,
-                             LIT("\x80\x01\x00\x05\x08\x00\x00\x00"
-                                 "\x00\x10\x00\x00"
-                                 "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
-                             &fed, &why),
-                     PX_ERROR);
-    assert_int_equal(fed, 12);
-    assert_string_equal(why, "frame longer than max_frame");
-}
-
-static void
-test_length_error_after_frames(void **state)
-{
-    struct cfg_codec c = length(0, 2, CFG_BIG_ENDIAN, 0, 64);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\x00\x02"
-                      "ok"));
-    add_frame(&s, LIT("\x00\x00"));
-    add_tail(&s,
-             LIT("\x00\x3f"
-                 "the rest never matters"),
-             "frame longer than max_frame");
-    check_splits(&c, &s);
-}
-
-static void
-test_length_negative(void **state)
-{
-    struct cfg_codec c = length(1, 2, CFG_BIG_ENDIAN, -3, 1024);
-    struct stream s = {0};
-
-    (void)state;
-    add_frame(&s, LIT("\xca\x00\x03"));
-    add_tail(&s, LIT("\xca\x00\x02\xfe"), "negative frame length"); /* 2 - 3 < 0 */
-    check_splits(&c, &s);
-}
-
-static void
-test_length_negative_min_adjust(void **state)
-{
-    struct cfg_codec c = length(0, 8, CFG_BIG_ENDIAN, INT64_MIN, 1024);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    assert_int_equal(trickle(&c, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "negative frame length");
-}
-
-static void
-test_length_overflow_8_bytes(void **state)
-{
-    struct cfg_codec c = length(0, 8, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec plus = length(0, 8, CFG_BIG_ENDIAN, 1, 1024);
-    struct cfg_codec minus = length(0, 8, CFG_LITTLE_ENDIAN, -16, 1024);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    assert_int_equal(trickle(&c, LIT("\xff\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "frame length overflows");
-    assert_int_equal(trickle(&c, LIT("\x80\x00\x00\x00\x00\x00\x00\x00"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "frame length overflows");
-    assert_int_equal(trickle(&plus, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "frame length overflows");
-    /* no overflow, just too long */
-    assert_int_equal(trickle(&c, LIT("\x7f\xff\xff\xff\xff\xff\xff\xff"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "frame longer than max_frame");
-    assert_int_equal(trickle(&minus, LIT("\xff\xff\xff\xff\xff\xff\xff\x7f"), &fed, &why),
-                     PX_ERROR);
-    assert_string_equal(why, "frame longer than max_frame");
-}
-
-static void
-test_length_bad_field_size(void **state)
-{
-    struct cfg_codec c = length(0, 5, CFG_BIG_ENDIAN, 0, 1024);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    assert_int_equal(trickle(&c,
-                             LIT("\x00\x00\x00\x00\x01"
-                                 "x"),
-                             &fed, &why),
-                     PX_ERROR);
-    assert_string_equal(why, "length field must be 1, 2, 3, 4 or 8 bytes");
-}
-
-static void
-test_resp_and_http_not_implemented(void **state)
-{
-    struct cfg_codec resp = plain(CFG_CODEC_RESP);
-    struct cfg_codec http = plain(CFG_CODEC_HTTP);
-    const char *why = NULL;
-    size_t fed;
-
-    (void)state;
-    assert_int_equal(trickle(&resp, LIT("+OK\r\n"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "codec not implemented");
-    why = NULL;
-    assert_int_equal(trickle(&http, LIT("GET / HTTP/1.1\r\n\r\n"), &fed, &why), PX_ERROR);
-    assert_string_equal(why, "codec not implemented");
 }
 
 /* ---- re-framing ---- */
@@ -1039,100 +743,145 @@ reframe(const struct cfg_codec *from, const struct cfg_codec *to, const void *p,
     return rc;
 }
 
-/* The re-framed bytes must be exactly one frame of the codec they were re-framed to. */
+/* Re-framed bytes must be exactly one frame of the codec they were re-framed to. */
 static void
 assert_one_frame(const struct cfg_codec *to, const struct reframed *r)
 {
-    struct evbuffer *in = evbuffer_new();
     struct px_frame_state st = {0};
     const char *why = NULL;
+    struct evbuffer *in;
 
+    if (to->type == CFG_CODEC_RESP || to->type == CFG_CODEC_HTTP) {
+        return; /* not implemented yet */
+    }
+    in = evbuffer_new();
+    assert_non_null(in);
     evbuffer_add(in, r->bytes, r->len);
     assert_int_equal(px_codec_frame(to, in, &st, &why), (ssize_t)r->len);
     evbuffer_free(in);
 }
 
+/* ---- table 3: re-framings ---- */
+
+struct reframe_case {
+    struct cfg_codec from, to;
+    struct bytes in;   /* one whole frame of from */
+    struct bytes want; /* p == NULL: refused, with why */
+    const char *why;
+};
+
 static void
-expect_reframed(const struct cfg_codec *from, const struct cfg_codec *to, const void *p, size_t n,
-                const void *want, size_t wantlen)
+test_reframe(void **state)
 {
+    const struct reframe_case *c = *state;
     struct reframed r;
 
-    assert_int_equal(reframe(from, to, p, n, &r), 0);
-    assert_int_equal(r.len, wantlen);
-    assert_memory_equal(r.bytes, want, wantlen);
-    assert_one_frame(to, &r);
+    if (c->want.p == NULL) {
+        assert_int_equal(reframe(&c->from, &c->to, c->in.p, c->in.n, &r), -1);
+        assert_string_equal(r.why, c->why);
+        return;
+    }
+    assert_int_equal(reframe(&c->from, &c->to, c->in.p, c->in.n, &r), 0);
+    assert_int_equal(r.len, c->want.n);
+    assert_memory_equal(r.bytes, c->want.p, c->want.n);
+    assert_one_frame(&c->to, &r);
 }
 
-static void
-expect_refused(const struct cfg_codec *from, const struct cfg_codec *to, const void *p, size_t n,
-               const char *why)
-{
-    struct reframed r;
+#define IN_PAYLOAD "payload contains the delimiter"
+#define CANNOT "cannot re-frame"
+#define SHORT "frame shorter than its header"
 
-    assert_int_equal(reframe(from, to, p, n, &r), -1);
-    assert_string_equal(r.why, why);
-}
+static const struct reframe_case line_to_thrift = {LINE("\n", 64), THRIFT, B("ping\n"),
+                                                   .want = B("\x00\x00\x00\x04ping")};
+/* the field counts the whole frame: 2 + 2 + 3 */
+static const struct reframe_case crlf_to_length_with_offset = {
+    LINE("\r\n", 64), LENGTH(2, 2, LITTLE, -4, 1024), B("xyz\r\n"),
+    .want = B("\x00\x00\x07\x00xyz")};
+static const struct reframe_case dns_to_line = {LENGTH(0, 2, BIG, 0, 1024), LINE("\n", 64),
+                                                B("\x00\x05hello"), .want = B("hello\n")};
+/* what follows the length field: opaque, cas, key */
+static const struct reframe_case memcached_to_line = {
+    LENGTH(8, 4, BIG, 12, 1024), LINE("\r\n", 64),
+    B("\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05OPAQCAS-CAS-Hello"),
+    .want = B("OPAQCAS-CAS-Hello\r\n")};
+static const struct reframe_case empty_line_to_length = {LINE("\n", 64), THRIFT, B("\n"),
+                                                         .want = B("\x00\x00\x00\x00")};
+static const struct reframe_case empty_length_to_line = {THRIFT, LINE("\n", 64),
+                                                         B("\x00\x00\x00\x00"), .want = B("\n")};
+/* 3 bytes of payload cannot be announced as 3 - 10 */
+static const struct reframe_case negative_length = {LINE("\n", 64), LENGTH(0, 2, BIG, 10, 1024),
+                                                    B("abc\n"), .why = "negative frame length"};
+static const struct reframe_case zero_length = {LINE("\n", 64), LENGTH(0, 2, BIG, 10, 1024),
+                                                B("ten bytes!\n"), .want = B("\x00\x00ten bytes!")};
+static const struct reframe_case length_of_max_frame = {
+    LINE("\n", 64), LENGTH(1, 2, BIG, 0, 8), B("hello\n"), .want = B("\x00\x00\x05hello")};
+static const struct reframe_case length_over_max_frame = {LINE("\n", 64), LENGTH(1, 2, BIG, 0, 8),
+                                                          B("hello!\n"), .why = TOO_LONG};
+static const struct reframe_case line_of_max_frame_from_length = {
+    LENGTH(0, 1, BIG, 0, 64), LINE("\r\n", 8), B("\x06sluice"), .want = B("sluice\r\n")};
+static const struct reframe_case line_over_max_frame_from_length = {
+    LENGTH(0, 1, BIG, 0, 64), LINE("\r\n", 8), B("\x07sluices"), .why = TOO_LONG};
+static const struct reframe_case lf_in_payload = {THRIFT, LINE("\n", 64),
+                                                  B("\x00\x00\x00\x07two\nfor"), .why = IN_PAYLOAD};
+static const struct reframe_case lf_is_payload = {THRIFT, LINE("\n", 64), B("\x00\x00\x00\x01\n"),
+                                                  .why = IN_PAYLOAD};
+static const struct reframe_case crlf_in_payload = {THRIFT, LINE("\r\n", 64),
+                                                    B("\x00\x00\x00\x04x\r\ny"), .why = IN_PAYLOAD};
+static const struct reframe_case lf_cr_not_crlf = {
+    THRIFT, LINE("\r\n", 64), B("\x00\x00\x00\x04x\n\ry"), .want = B("x\n\ry\r\n")};
+static const struct reframe_case cr_before_crlf = {THRIFT, LINE("\r\n", 64),
+                                                   B("\x00\x00\x00\x02x\r"), .want = B("x\r\r\n")};
+/* "xyz\r\n" + "\r\n\r\n" would end two bytes early */
+static const struct reframe_case seam_crlfcrlf = {LENGTH(0, 1, BIG, 0, 64), LINE("\r\n\r\n", 64),
+                                                  B("\x05xyz\r\n"), .why = IN_PAYLOAD};
+static const struct reframe_case no_seam_crlfcrlf = {LENGTH(0, 1, BIG, 0, 64), LINE("\r\n\r\n", 64),
+                                                     B("\x04xyz\r"), .want = B("xyz\r\r\n\r\n")};
+static const struct reframe_case seam_xyx = {LENGTH(0, 1, BIG, 0, 64), LINE("xyx", 64),
+                                             B("\x03wxy"), .why = IN_PAYLOAD};
+static const struct reframe_case seam_xyx_whole_payload = {
+    LENGTH(0, 1, BIG, 0, 64), LINE("xyx", 64), B("\x02xy"), .why = IN_PAYLOAD};
+static const struct reframe_case no_seam_xyx = {LENGTH(0, 1, BIG, 0, 64), LINE("xyx", 64),
+                                                B("\x01x"), .want = B("xxyx")};
+static const struct reframe_case lf_to_crlf = {LINE("\n", 64), LINE("\r\n", 64), B("abc\n"),
+                                               .want = B("abc\r\n")};
+static const struct reframe_case crlf_to_lf = {LINE("\r\n", 64), LINE("\n", 64), B("abc\r\n"),
+                                               .want = B("abc\n")};
+static const struct reframe_case crlf_to_lf_refused = {LINE("\r\n", 64), LINE("\n", 64),
+                                                       B("a\nb\r\n"), .why = IN_PAYLOAD};
+static const struct reframe_case length_to_length = {
+    LENGTH(0, 2, BIG, 0, 1024), LENGTH(1, 4, LITTLE, -5, 1024), B("\x00\x03xyz"),
+    .want = B("\x00\x08\x00\x00\x00xyz")};
+/* same framing: the bytes move as they are, within the other max_frame */
+static const struct reframe_case same_line = {LINE("\n", 64), LINE("\n", 2), B("a\n"),
+                                              .want = B("a\n")};
+static const struct reframe_case same_line_too_long = {LINE("\n", 64), LINE("\n", 2), B("ab\n"),
+                                                       .why = TOO_LONG};
+static const struct reframe_case same_length = {THRIFT, THRIFT, B("\x00\x00\x00\x01!"),
+                                                .want = B("\x00\x00\x00\x01!")};
+static const struct reframe_case same_raw = {PLAIN(RAW), PLAIN(RAW), B("any\0thing"),
+                                             .want = B("any\0thing")};
+static const struct reframe_case same_resp = {PLAIN(RESP), PLAIN(RESP), B("+OK\r\n"),
+                                              .want = B("+OK\r\n")};
+static const struct reframe_case raw_to_line = {PLAIN(RAW), LINE("\n", 64), B("abc"),
+                                                .why = CANNOT};
+static const struct reframe_case line_to_raw = {LINE("\n", 64), PLAIN(RAW), B("abc\n"),
+                                                .why = CANNOT};
+static const struct reframe_case length_to_resp = {THRIFT, PLAIN(RESP), B("\x00\x00\x00\x00"),
+                                                   .why = CANNOT};
+static const struct reframe_case http_to_length = {PLAIN(HTTP), THRIFT, B("GET / HTTP/1.0\r\n\r\n"),
+                                                   .why = CANNOT};
+static const struct reframe_case short_length_frame = {THRIFT, LINE("\r\n", 64), B("\x00\x00"),
+                                                       .why = SHORT};
+static const struct reframe_case short_line_frame = {LINE("\r\n", 64), THRIFT, B("\n"),
+                                                     .why = SHORT};
 
-static void
-test_reframe_line_to_thrift(void **state)
-{
-    struct cfg_codec from = line("\n", 64);
-    struct cfg_codec to = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-
-    (void)state;
-    expect_reframed(&from, &to, LIT("ping\n"),
-                    LIT("\x00\x00\x00\x04"
-                        "ping"));
-}
-
-static void
-test_reframe_crlf_to_length_with_offset(void **state)
-{
-    struct cfg_codec from = line("\r\n", 64);
-    struct cfg_codec to = length(2, 2, CFG_LITTLE_ENDIAN, -4, 1024);
-
-    (void)state;
-    /* the field counts the whole frame: 2 + 2 + 3 */
-    expect_reframed(&from, &to, LIT("abc\r\n"),
-                    LIT("\x00\x00\x07\x00"
-                        "abc"));
-}
-
-static void
-test_reframe_dns_to_line(void **state)
-{
-    struct cfg_codec from = length(0, 2, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec to = line("\n", 64);
-
-    (void)state;
-    expect_reframed(&from, &to,
-                    LIT("\x00\x05"
-                        "hello"),
-                    LIT("hello\n"));
-}
-
-static void
-test_reframe_memcached_to_line(void **state)
-{
-    struct cfg_codec from = length(8, 4, CFG_BIG_ENDIAN, 12, 1024);
-    struct cfg_codec to = line("\r\n", 64);
-
-    (void)state;
-    /* what follows the length field: opaque, cas, key */
-    expect_reframed(&from, &to,
-                    LIT("\x80\x00\x00\x05\x00\x00\x00\x00"
-                        "\x00\x00\x00\x05"
-                        "OPAQCAS-CAS-"
-                        "Hello"),
-                    LIT("OPAQCAS-CAS-Hello\r\n"));
-}
+/* ---- re-framings checked in code ---- */
 
 static void
 test_reframe_round_trip(void **state)
 {
-    struct cfg_codec a = line("\r\n", 64);
-    struct cfg_codec b = length(3, 8, CFG_LITTLE_ENDIAN, 5, 1024);
+    struct cfg_codec a = LINE("\r\n", 64);
+    struct cfg_codec b = LENGTH(3, 8, LITTLE, 5, 1024);
     struct reframed r, back;
 
     (void)state;
@@ -1146,22 +895,11 @@ test_reframe_round_trip(void **state)
 }
 
 static void
-test_reframe_empty_payload(void **state)
-{
-    struct cfg_codec a = line("\n", 64);
-    struct cfg_codec b = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-
-    (void)state;
-    expect_reframed(&a, &b, LIT("\n"), LIT("\x00\x00\x00\x00"));
-    expect_reframed(&b, &a, LIT("\x00\x00\x00\x00"), LIT("\n"));
-}
-
-static void
 test_reframe_field_too_small(void **state)
 {
     static char text[257];
-    struct cfg_codec from = line("\n", 1024);
-    struct cfg_codec to = length(0, 1, CFG_BIG_ENDIAN, 0, 1024);
+    struct cfg_codec from = LINE("\n", 1024);
+    struct cfg_codec to = LENGTH(0, 1, BIG, 0, 1024);
     struct reframed r;
 
     (void)state;
@@ -1172,254 +910,108 @@ test_reframe_field_too_small(void **state)
     assert_int_equal(r.bytes[0], 0xff);
     text[255] = 'p';
     text[256] = '\n';
-    expect_refused(&from, &to, text, sizeof(text), "payload too long for the length field");
+    assert_int_equal(reframe(&from, &to, text, sizeof(text), &r), -1);
+    assert_string_equal(r.why, "payload too long for the length field");
 }
 
-static void
-test_reframe_negative_length(void **state)
-{
-    struct cfg_codec from = line("\n", 64);
-    struct cfg_codec to = length(0, 2, CFG_BIG_ENDIAN, 10, 1024);
-
-    (void)state;
-    /* 3 bytes of payload cannot be announced as 3 - 10 */
-    expect_refused(&from, &to, LIT("abc\n"), "negative frame length");
-    expect_reframed(&from, &to, LIT("0123456789\n"),
-                    LIT("\x00\x00"
-                        "0123456789"));
-}
-
-static void
-test_reframe_length_too_long_for_max_frame(void **state)
-{
-    struct cfg_codec from = line("\n", 64);
-    struct cfg_codec to = length(1, 2, CFG_BIG_ENDIAN, 0, 8);
-
-    (void)state;
-    expect_reframed(&from, &to, LIT("abcde\n"),
-                    LIT("\x00\x00\x05"
-                        "abcde")); /* 8 */
-    expect_refused(&from, &to, LIT("abcdef\n"), "frame longer than max_frame");
-}
-
-static void
-test_reframe_line_too_long_for_max_frame(void **state)
-{
-    struct cfg_codec from = length(0, 1, CFG_BIG_ENDIAN, 0, 64);
-    struct cfg_codec to = line("\r\n", 8);
-
-    (void)state;
-    expect_reframed(&from, &to,
-                    LIT("\x06"
-                        "abcdef"),
-                    LIT("abcdef\r\n"));
-    expect_refused(&from, &to,
-                   LIT("\x07"
-                       "abcdefg"),
-                   "frame longer than max_frame");
-}
-
-static void
-test_reframe_delimiter_in_payload(void **state)
-{
-    struct cfg_codec from = length(0, 2, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec lf = line("\n", 64);
-    struct cfg_codec crlf = line("\r\n", 64);
-
-    (void)state;
-    expect_refused(&from, &lf,
-                   LIT("\x00\x07"
-                       "two\nfor"),
-                   "payload contains the delimiter");
-    expect_refused(&from, &lf, LIT("\x00\x01\n"), "payload contains the delimiter");
-    expect_refused(&from, &crlf,
-                   LIT("\x00\x04"
-                       "a\r\nb"),
-                   "payload contains the delimiter");
-    expect_reframed(&from, &crlf,
-                    LIT("\x00\x04"
-                        "a\n\rb"),
-                    LIT("a\n\rb\r\n"));
-    expect_reframed(&from, &crlf,
-                    LIT("\x00\x02"
-                        "a\r"),
-                    LIT("a\r\r\n"));
-}
-
-static void
-test_reframe_delimiter_across_the_seam(void **state)
-{
-    struct cfg_codec from = length(0, 1, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec http = line("\r\n\r\n", 64);
-    struct cfg_codec aba = line("aba", 64);
-
-    (void)state;
-    /* "abc\r\n" + "\r\n\r\n" would end two bytes early */
-    expect_refused(&from, &http,
-                   LIT("\x05"
-                       "abc\r\n"),
-                   "payload contains the delimiter");
-    expect_reframed(&from, &http,
-                    LIT("\x04"
-                        "abc\r"),
-                    LIT("abc\r\r\n\r\n"));
-    expect_refused(&from, &aba,
-                   LIT("\x03"
-                       "xab"),
-                   "payload contains the delimiter");
-    expect_refused(&from, &aba,
-                   LIT("\x02"
-                       "ab"),
-                   "payload contains the delimiter");
-    expect_reframed(&from, &aba,
-                    LIT("\x01"
-                        "a"),
-                    LIT("aaba"));
-    expect_reframed(&from, &aba,
-                    LIT("\x02"
-                        "bb"),
-                    LIT("bbaba"));
-}
-
-static void
-test_reframe_line_to_line(void **state)
-{
-    struct cfg_codec lf = line("\n", 64);
-    struct cfg_codec crlf = line("\r\n", 64);
-
-    (void)state;
-    expect_reframed(&lf, &crlf, LIT("abc\n"), LIT("abc\r\n"));
-    expect_reframed(&crlf, &lf, LIT("abc\r\n"), LIT("abc\n"));
-    expect_refused(&crlf, &lf, LIT("a\nb\r\n"), "payload contains the delimiter");
-}
-
-static void
-test_reframe_length_to_length(void **state)
-{
-    struct cfg_codec dns = length(0, 2, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec le = length(1, 4, CFG_LITTLE_ENDIAN, -5, 1024);
-
-    (void)state;
-    expect_reframed(&dns, &le,
-                    LIT("\x00\x03"
-                        "xyz"),
-                    LIT("\x00\x08\x00\x00\x00"
-                        "xyz"));
-}
-
-static void
-test_reframe_same_framing_moves_bytes(void **state)
-{
-    struct cfg_codec lf = line("\n", 64);
-    struct cfg_codec lf_small = line("\n", 2);
-    struct cfg_codec raw = plain(CFG_CODEC_RAW);
-    struct cfg_codec resp = plain(CFG_CODEC_RESP);
-    struct cfg_codec thrift = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-    struct reframed r;
-
-    (void)state;
-    /* same framing: the bytes move as they are, even past the other max_frame */
-    assert_int_equal(reframe(&lf, &lf_small, LIT("a\nb\n"), &r), 0);
-    assert_int_equal(r.len, 4);
-    assert_memory_equal(r.bytes, "a\nb\n", 4);
-    assert_int_equal(reframe(&raw, &raw, LIT("anything"), &r), 0);
-    assert_int_equal(r.len, 8);
-    assert_int_equal(reframe(&resp, &resp, LIT("+OK\r\n"), &r), 0);
-    assert_int_equal(r.len, 5);
-    expect_reframed(&thrift, &thrift,
-                    LIT("\x00\x00\x00\x01"
-                        "!"),
-                    LIT("\x00\x00\x00\x01"
-                        "!"));
-}
-
-static void
-test_reframe_other_pairs_refused(void **state)
-{
-    struct cfg_codec lf = line("\n", 64);
-    struct cfg_codec raw = plain(CFG_CODEC_RAW);
-    struct cfg_codec resp = plain(CFG_CODEC_RESP);
-    struct cfg_codec http = plain(CFG_CODEC_HTTP);
-    struct cfg_codec thrift = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-
-    (void)state;
-    expect_refused(&raw, &lf, LIT("abc"), "cannot re-frame");
-    expect_refused(&lf, &raw, LIT("abc\n"), "cannot re-frame");
-    expect_refused(&thrift, &resp, LIT("\x00\x00\x00\x00"), "cannot re-frame");
-    expect_refused(&http, &thrift, LIT("GET / HTTP/1.0\r\n\r\n"), "cannot re-frame");
-}
-
-static void
-test_reframe_short_frame(void **state)
-{
-    struct cfg_codec thrift = length(0, 4, CFG_BIG_ENDIAN, 0, 1024);
-    struct cfg_codec crlf = line("\r\n", 64);
-
-    (void)state;
-    expect_refused(&thrift, &crlf, LIT("\x00\x00"), "frame shorter than its header");
-    expect_refused(&crlf, &thrift, LIT("\n"), "frame shorter than its header");
-}
+#define ROW(fn, row)                                                                               \
+    {                                                                                              \
+#row, fn, NULL, NULL, (void *)&row                                                         \
+    }
+#define STREAM(row) ROW(test_stream, row)
+#define ANSWER(row) ROW(test_answer, row)
+#define REFRAME(row) ROW(test_reframe, row)
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        STREAM(line_lf),
+        STREAM(line_crlf),
+        STREAM(line_long_delimiter_overlaps),
+        STREAM(line_self_overlapping_delimiter),
+        STREAM(line_exactly_max_frame),
+        STREAM(line_too_long_after_frames),
+        STREAM(length_dns_over_tcp),
+        STREAM(length_thrift_framed),
+        STREAM(length_memcached_binary),
+        STREAM(length_mysql_packets),
+        STREAM(netty_offset0_size2),
+        STREAM(netty_length_counts_header),
+        STREAM(netty_header_before_field),
+        STREAM(netty_header_after_field),
+        STREAM(netty_headers_both_sides),
+        STREAM(netty_negative_adjust),
+        STREAM(length_size3_big_with_offset),
+        STREAM(length_size4_little),
+        STREAM(length_size8_big),
+        STREAM(length_size8_little_with_offset),
+        STREAM(length_too_long_after_frames),
+        STREAM(length_negative_after_frames),
+        cmocka_unit_test(test_line_long_frame_then_short_ones),
+        cmocka_unit_test(test_length_size1_largest_value),
+        cmocka_unit_test(test_length_size2_little_order_matters),
         cmocka_unit_test(test_raw_returns_what_is_buffered),
         cmocka_unit_test(test_raw_empty_is_again),
-        cmocka_unit_test(test_line_lf),
-        cmocka_unit_test(test_line_crlf),
-        cmocka_unit_test(test_line_long_delimiter_overlaps),
-        cmocka_unit_test(test_line_self_overlapping_delimiter),
-        cmocka_unit_test(test_line_exactly_max_frame),
-        cmocka_unit_test(test_line_too_long_after_frames),
-        cmocka_unit_test(test_line_too_long_not_before),
-        cmocka_unit_test(test_line_delimiter_split_at_max_frame),
-        cmocka_unit_test(test_line_delimiter_past_max_frame_in_one_read),
-        cmocka_unit_test(test_line_long_frame_then_short_ones),
-        cmocka_unit_test(test_line_resumes_where_it_stopped),
-        cmocka_unit_test(test_line_bad_delimiter),
-        cmocka_unit_test(test_length_dns_over_tcp),
-        cmocka_unit_test(test_length_thrift_framed),
-        cmocka_unit_test(test_length_memcached_binary),
-        cmocka_unit_test(test_length_mysql_packets),
-        cmocka_unit_test(test_length_netty_offset0_size2),
-        cmocka_unit_test(test_length_netty_length_counts_header),
-        cmocka_unit_test(test_length_netty_header_before_field),
-        cmocka_unit_test(test_length_netty_header_after_field),
-        cmocka_unit_test(test_length_netty_headers_both_sides),
-        cmocka_unit_test(test_length_netty_negative_adjust),
-        cmocka_unit_test(test_length_size1),
-        cmocka_unit_test(test_length_size2_little),
-        cmocka_unit_test(test_length_size3_big_with_offset),
-        cmocka_unit_test(test_length_size4_little),
-        cmocka_unit_test(test_length_size8_big),
-        cmocka_unit_test(test_length_size8_little_with_offset),
-        cmocka_unit_test(test_length_too_long_from_header_alone),
+        ANSWER(line_not_too_long_before_max_frame),
+        ANSWER(line_of_max_frame),
+        ANSWER(line_too_long_at_max_frame),
+        ANSWER(line_crlf_of_max_frame),
+        ANSWER(line_crlf_split_at_max_frame),
+        ANSWER(line_empty_delimiter),
+        ANSWER(length_too_long_from_header_alone),
+        ANSWER(length_too_long_memcached),
+        ANSWER(length_negative_min_adjust),
+        ANSWER(length_overflow_all_ones),
+        ANSWER(length_overflow_top_bit),
+        ANSWER(length_overflow_adjust),
+        ANSWER(length_int64_max_too_long),
+        ANSWER(length_little_too_long),
+        ANSWER(length_bad_field_size),
+        ANSWER(resp_not_implemented),
+        ANSWER(http_not_implemented),
         cmocka_unit_test(test_length_exactly_max_frame),
-        cmocka_unit_test(test_length_too_long_memcached),
-        cmocka_unit_test(test_length_error_after_frames),
-        cmocka_unit_test(test_length_negative),
-        cmocka_unit_test(test_length_negative_min_adjust),
-        cmocka_unit_test(test_length_overflow_8_bytes),
-        cmocka_unit_test(test_length_bad_field_size),
-        cmocka_unit_test(test_resp_and_http_not_implemented),
-        cmocka_unit_test(test_reframe_line_to_thrift),
-        cmocka_unit_test(test_reframe_crlf_to_length_with_offset),
-        cmocka_unit_test(test_reframe_dns_to_line),
-        cmocka_unit_test(test_reframe_memcached_to_line),
+        cmocka_unit_test(test_line_delimiter_past_max_frame_in_one_read),
+        cmocka_unit_test(test_line_resumes_where_it_stopped),
+        REFRAME(line_to_thrift),
+        REFRAME(crlf_to_length_with_offset),
+        REFRAME(dns_to_line),
+        REFRAME(memcached_to_line),
+        REFRAME(empty_line_to_length),
+        REFRAME(empty_length_to_line),
+        REFRAME(negative_length),
+        REFRAME(zero_length),
+        REFRAME(length_of_max_frame),
+        REFRAME(length_over_max_frame),
+        REFRAME(line_of_max_frame_from_length),
+        REFRAME(line_over_max_frame_from_length),
+        REFRAME(lf_in_payload),
+        REFRAME(lf_is_payload),
+        REFRAME(crlf_in_payload),
+        REFRAME(lf_cr_not_crlf),
+        REFRAME(cr_before_crlf),
+        REFRAME(seam_crlfcrlf),
+        REFRAME(no_seam_crlfcrlf),
+        REFRAME(seam_xyx),
+        REFRAME(seam_xyx_whole_payload),
+        REFRAME(no_seam_xyx),
+        REFRAME(lf_to_crlf),
+        REFRAME(crlf_to_lf),
+        REFRAME(crlf_to_lf_refused),
+        REFRAME(length_to_length),
+        REFRAME(same_line),
+        REFRAME(same_line_too_long),
+        REFRAME(same_length),
+        REFRAME(same_raw),
+        REFRAME(same_resp),
+        REFRAME(raw_to_line),
+        REFRAME(line_to_raw),
+        REFRAME(length_to_resp),
+        REFRAME(http_to_length),
+        REFRAME(short_length_frame),
+        REFRAME(short_line_frame),
         cmocka_unit_test(test_reframe_round_trip),
-        cmocka_unit_test(test_reframe_empty_payload),
         cmocka_unit_test(test_reframe_field_too_small),
-        cmocka_unit_test(test_reframe_negative_length),
-        cmocka_unit_test(test_reframe_length_too_long_for_max_frame),
-        cmocka_unit_test(test_reframe_line_too_long_for_max_frame),
-        cmocka_unit_test(test_reframe_delimiter_in_payload),
-        cmocka_unit_test(test_reframe_delimiter_across_the_seam),
-        cmocka_unit_test(test_reframe_line_to_line),
-        cmocka_unit_test(test_reframe_length_to_length),
-        cmocka_unit_test(test_reframe_same_framing_moves_bytes),
-        cmocka_unit_test(test_reframe_other_pairs_refused),
-        cmocka_unit_test(test_reframe_short_frame),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
