@@ -230,6 +230,9 @@ int cfg_dump(const struct cfg *cfg, FILE *out);
 /* Print the configuration reference (markdown) generated from the key table. */
 int cfg_reference(FILE *out);
 
+/* Same framing: type and every parameter. */
+bool cfg_codec_equal(const struct cfg_codec *a, const struct cfg_codec *b);
+
 /* Name tables for logs and dumps. */
 const char *cfg_codec_name(enum cfg_codec_type type);
 const char *cfg_balance_name(enum cfg_balance balance);

@@ -200,17 +200,6 @@ check_binds(struct ck *ck)
 }
 
 static bool
-codec_equal(const struct cfg_codec *a, const struct cfg_codec *b)
-{
-    return a->type == b->type && a->max_frame == b->max_frame &&
-           a->delimiter.len == b->delimiter.len &&
-           (a->delimiter.len == 0 ||
-            memcmp(a->delimiter.ptr, b->delimiter.ptr, a->delimiter.len) == 0) &&
-           a->field_offset == b->field_offset && a->field_size == b->field_size &&
-           a->byte_order == b->byte_order && a->adjust == b->adjust;
-}
-
-static bool
 reframable(enum cfg_codec_type a, enum cfg_codec_type b)
 {
     return a == b || ((a == CFG_CODEC_LINE || a == CFG_CODEC_LENGTH) &&
@@ -251,7 +240,7 @@ check_codecs(struct ck *ck)
             if (first == NULL) {
                 first = l;
                 first_idx = j;
-            } else if (!codec_equal(&first->codec, &l->codec)) {
+            } else if (!cfg_codec_equal(&first->codec, &l->codec)) {
                 err_at(
                     ck, at(ck, "clusters", i, "name"),
                     "clusters[%zu]: used by listeners with different codecs, %s (listeners[%zu]) "

@@ -32,6 +32,17 @@ cfg_codec_name(enum cfg_codec_type type)
     return enum_name(cfg_codec_enum, (int)type);
 }
 
+bool
+cfg_codec_equal(const struct cfg_codec *a, const struct cfg_codec *b)
+{
+    return a->type == b->type && a->max_frame == b->max_frame &&
+           a->delimiter.len == b->delimiter.len &&
+           (a->delimiter.len == 0 ||
+            memcmp(a->delimiter.ptr, b->delimiter.ptr, a->delimiter.len) == 0) &&
+           a->field_offset == b->field_offset && a->field_size == b->field_size &&
+           a->byte_order == b->byte_order && a->adjust == b->adjust;
+}
+
 const char *
 cfg_balance_name(enum cfg_balance balance)
 {

@@ -318,7 +318,9 @@ static const struct cfg_key cluster_keys[] = {
          "Unique name, used by listeners, logs and metric labels."),
     KIND(struct cfg_cluster, "codec", CFG_K_CODEC, codec, 0,
          "How upstream bytes are framed. Unset: the codec of the listeners that use it. A "
-         "different one re-frames each payload (line and length re-frame into each other)."),
+         "different one re-frames each payload: line and length into each other (bytes before "
+         "a length field are dropped going to line and zeros coming back), or the same codec "
+         "with other parameters (another delimiter, another length layout)."),
     ENUM(struct cfg_cluster, "balance", balance, "round_robin", balance_enum,
          "round_robin (smooth weighted), least_request (power of two choices), random "
          "(weighted) or hash."),

@@ -29,6 +29,7 @@ struct px_listener {
     struct event ev;
     struct event pause;
     time_t last_error_log;
+    bool reframe; /* the cluster frames differently: every frame is re-framed both ways */
     struct px_listener_stats stats;
 };
 
@@ -154,6 +155,7 @@ px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
     l->w = w;
     l->pool = pool;
     l->clients = clients;
+    l->reframe = !cfg_codec_equal(&cfg->codec, &cfg->cluster->codec);
     l->fd = open_socket(cfg, addr, addrlen);
     if (l->fd == -1) {
         px_log_error("listener", &ctx, "cannot listen on %s: %s", cfg->bind.text, strerror(errno));
@@ -203,6 +205,12 @@ struct pool_cluster *
 px_listener_pool(const struct px_listener *l)
 {
     return l->pool;
+}
+
+bool
+px_listener_reframes(const struct px_listener *l)
+{
+    return l->reframe;
 }
 
 struct px_worker *

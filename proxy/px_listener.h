@@ -9,6 +9,7 @@
  */
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 struct cfg_listener;
 struct pool_cluster;
@@ -31,6 +32,8 @@ const struct cfg_listener *px_listener_cfg(const struct px_listener *l);
 struct px_listener_stats *px_listener_stats(struct px_listener *l);
 struct pool_cluster *px_listener_pool(const struct px_listener *l);
 struct px_worker *px_listener_worker(const struct px_listener *l);
+/* Whether frames change framing between the listener and its cluster. */
+bool px_listener_reframes(const struct px_listener *l);
 /* A client session of this listener ended. */
 void px_listener_client_gone(struct px_listener *l);
 

@@ -394,7 +394,7 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
         return;
     }
     cfg = px_listener_cfg(s->l);
-    if (cfg->cluster->codec.type != cfg->codec.type) {
+    if (px_listener_reframes(s->l)) {
         struct evbuffer *scratch = px_worker_scratch(s->w);
         const char *why;
 
@@ -441,7 +441,7 @@ submit(struct px_session *s, size_t n)
     struct px_req *req = px_worker_req_get(s->w);
     const char *why;
 
-    if (cfg->cluster->codec.type != cfg->codec.type) {
+    if (px_listener_reframes(s->l)) {
         struct evbuffer *scratch = px_worker_scratch(s->w);
 
         evbuffer_remove_buffer(s->in, scratch, n);

@@ -495,3 +495,22 @@ def test_length_codec_with_real_dns_over_tcp(sluice, procs):
         assert flags & 0x8000 and an == 1
         assert a.endswith(socket.inet_aton("127.0.0.53"))
     assert p.stop() == 0
+
+
+def test_same_codec_other_delimiter_is_reframed(upstream, sluice):
+    """"\\n" clients in front of a "\\r\\n" upstream: each line changes delimiter both ways."""
+    up = upstream(mode="delay", delay_ms=1)  # echoes up to and including "\n"
+    port = free_port()
+    p = sluice(config(port, up.port, codec='{ type: line, delimiter: "\\n" }',
+                      timeouts="request: 2s",
+                      cluster_extra='codec: { type: line, delimiter: "\\r\\n" }'))
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"one\ntwo\n")
+    buf = b""
+    while buf.count(b"\n") < 2:
+        chunk = s.recv(100)
+        assert chunk, "no reply: the upstream did not get \\r\\n-terminated lines"
+        buf += chunk
+    s.close()
+    assert buf == b"one\ntwo\n"
+    assert p.stop() == 0
