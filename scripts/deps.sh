@@ -9,6 +9,8 @@ PACKAGES=(
   libevent-dev libssl-dev libyaml-dev libcmocka-dev
   # tests
   python3 python3-pytest python3-yaml memcached socat dnsmasq-base
+  # fuzzing: clang only recommends libclang-rt-14-dev, which holds libFuzzer
+  clang libclang-rt-14-dev
 )
 
 SUDO=""
