@@ -220,6 +220,15 @@ px_listener_worker(const struct px_listener *l)
 }
 
 void
+px_listener_log_ctx(const struct px_listener *l, int fd, struct px_log_ctx *ctx, char *peer)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->listener = l->cfg->name;
+    ctx->cluster = l->cfg->cluster_name;
+    ctx->peer = px_log_peer(fd, peer, PX_PEER_LEN);
+}
+
+void
 px_listener_client_gone(struct px_listener *l)
 {
     l->stats.active--;

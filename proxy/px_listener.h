@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 struct cfg_listener;
+struct px_log_ctx;
 struct pool_cluster;
 struct px_listener;
 struct px_listener_stats;
@@ -34,6 +35,12 @@ struct pool_cluster *px_listener_pool(const struct px_listener *l);
 struct px_worker *px_listener_worker(const struct px_listener *l);
 /* Whether frames change framing between the listener and its cluster. */
 bool px_listener_reframes(const struct px_listener *l);
+#define PX_PEER_LEN 64
+
+/* The log context of a client of this listener on fd; peer (PX_PEER_LEN bytes) holds its address.
+ */
+void px_listener_log_ctx(const struct px_listener *l, int fd, struct px_log_ctx *ctx, char *peer);
+
 /* A client session of this listener ended. */
 void px_listener_client_gone(struct px_listener *l);
 

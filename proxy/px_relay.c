@@ -54,19 +54,6 @@ struct px_relay {
 
 static void relay_io(evutil_socket_t fd, short what, void *arg);
 
-#define PEER_LEN 64
-
-static void
-log_ctx(const struct px_relay *r, struct px_log_ctx *ctx, char *peer)
-{
-    const struct cfg_listener *cfg = px_listener_cfg(r->l);
-
-    memset(ctx, 0, sizeof(*ctx));
-    ctx->listener = cfg->name;
-    ctx->cluster = cfg->cluster_name;
-    ctx->peer = px_log_peer(r->cfd, peer, PEER_LEN);
-}
-
 void
 px_relay_close(struct px_relay *r, const char *why)
 {
@@ -76,9 +63,9 @@ px_relay_close(struct px_relay *r, const char *why)
     r->closing = true;
     if (why != NULL) {
         struct px_log_ctx ctx;
-        char peer[PEER_LEN];
+        char peer[PX_PEER_LEN];
 
-        log_ctx(r, &ctx, peer);
+        px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
         px_log_debug("relay", &ctx, "closed: %s", why);
     }
     event_del(&r->crev);
@@ -249,7 +236,7 @@ relay_io(evutil_socket_t fd, short what, void *arg)
 {
     struct px_relay *r = arg;
     struct px_log_ctx ctx;
-    char peer[PEER_LEN];
+    char peer[PX_PEER_LEN];
     bool client = fd == r->cfd;
     struct half *in = client ? &r->c2u : &r->u2c;  /* what fd reads */
     struct half *out = client ? &r->u2c : &r->c2u; /* what fd writes */
@@ -258,7 +245,7 @@ relay_io(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (what & EV_TIMEOUT) {
-        log_ctx(r, &ctx, peer);
+        px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
         px_listener_stats(r->l)->idle_timeouts++;
         px_log_debug("relay", &ctx, "idle timeout");
         px_relay_close(r, NULL);
@@ -300,9 +287,9 @@ px_relay_on_failure(struct pool_req *pr, int result)
 {
     struct px_relay *r = (struct px_relay *)pr;
     struct px_log_ctx ctx;
-    char peer[PEER_LEN];
+    char peer[PX_PEER_LEN];
 
-    log_ctx(r, &ctx, peer);
+    px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
     px_log_warn("relay", &ctx, "no upstream connection (%s); closing the client",
                 pool_result_str[result]);
     px_listener_stats(r->l)->upstream_failures++;

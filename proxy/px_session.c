@@ -91,19 +91,6 @@ tv_ms(uint64_t ms)
     return tv;
 }
 
-#define PEER_LEN 64
-
-static void
-log_ctx(const struct px_session *s, struct px_log_ctx *ctx, char *peer)
-{
-    const struct cfg_listener *cfg = px_listener_cfg(s->l);
-
-    memset(ctx, 0, sizeof(*ctx));
-    ctx->listener = cfg->name;
-    ctx->cluster = cfg->cluster_name;
-    ctx->peer = px_log_peer(s->fd, peer, PEER_LEN);
-}
-
 /* ---- requests ---- */
 
 size_t
@@ -152,9 +139,9 @@ px_session_close(struct px_session *s, const char *why)
     s->closing = true;
     if (why != NULL) {
         struct px_log_ctx ctx;
-        char peer[PEER_LEN];
+        char peer[PX_PEER_LEN];
 
-        log_ctx(s, &ctx, peer);
+        px_listener_log_ctx(s->l, s->fd, &ctx, peer);
         px_log_debug("session", &ctx, "closed: %s", why);
     }
     event_del(&s->rev);
@@ -324,9 +311,9 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     }
     if (what & EV_TIMEOUT) {
         struct px_log_ctx ctx;
-        char peer[PEER_LEN];
+        char peer[PX_PEER_LEN];
 
-        log_ctx(s, &ctx, peer);
+        px_listener_log_ctx(s->l, s->fd, &ctx, peer);
         px_listener_stats(s->l)->write_timeouts++;
         px_log_info("session", &ctx, "client does not read its replies; closing it");
         px_session_close(s, NULL);
@@ -418,13 +405,13 @@ px_session_on_failure(struct pool_req *pr, int result)
     struct px_req *req = (struct px_req *)pr;
     struct px_session *s = req->s;
     struct px_log_ctx ctx;
-    char peer[PEER_LEN];
+    char peer[PX_PEER_LEN];
 
     if (s == NULL) {
         req_release(req);
         return;
     }
-    log_ctx(s, &ctx, peer);
+    px_listener_log_ctx(s->l, s->fd, &ctx, peer);
     px_log_warn("session", &ctx, "request failed (%s); closing the client: %s has no error reply",
                 pool_result_str[result], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
     px_listener_stats(s->l)->upstream_failures++;
@@ -464,9 +451,9 @@ submit(struct px_session *s, size_t n)
     px_listener_stats(s->l)->frames_in++;
     if (pool_submit(px_listener_pool(s->l), &req->pr) != POOL_OK) {
         struct px_log_ctx ctx;
-        char peer[PEER_LEN];
+        char peer[PX_PEER_LEN];
 
-        log_ctx(s, &ctx, peer);
+        px_listener_log_ctx(s->l, s->fd, &ctx, peer);
         px_log_warn("session", &ctx, "request failed (queue full); closing the client");
         px_listener_stats(s->l)->upstream_failures++;
         px_session_close(s, NULL);
@@ -493,9 +480,9 @@ process(struct px_session *s)
         }
         if (n < 0) {
             struct px_log_ctx ctx;
-            char peer[PEER_LEN];
+            char peer[PX_PEER_LEN];
 
-            log_ctx(s, &ctx, peer);
+            px_listener_log_ctx(s->l, s->fd, &ctx, peer);
             px_log_info("session", &ctx, "closing the client: %s", why);
             px_listener_stats(s->l)->bad_frames++;
             px_session_close(s, NULL);
@@ -516,9 +503,9 @@ on_timeout(struct px_session *s, bool request_timer)
 {
     struct px_listener_stats *st = px_listener_stats(s->l);
     struct px_log_ctx ctx;
-    char peer[PEER_LEN];
+    char peer[PX_PEER_LEN];
 
-    log_ctx(s, &ctx, peer);
+    px_listener_log_ctx(s->l, s->fd, &ctx, peer);
     if (request_timer) {
         struct px_req *head = TAILQ_FIRST(&s->reqs);
 
