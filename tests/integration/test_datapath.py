@@ -514,3 +514,64 @@ def test_same_codec_other_delimiter_is_reframed(upstream, sluice):
     s.close()
     assert buf == b"one\ntwo\n"
     assert p.stop() == 0
+
+
+@pytest.mark.parametrize("mode", ["close", "rst", "garbage"])
+def test_upstream_fault_fails_only_its_connection(upstream, sluice, mode):
+    """An upstream that closes mid-frame, resets, or sends what the codec cannot frame breaks
+    its connection: the client whose request was on it is closed, the rest of the pool serves on."""
+    bad = upstream(mode=mode, after=1, framing="length4")
+    good = upstream(framing="length4")
+    port = free_port()
+    p = sluice(config(port, bad.port, servers=[bad.port, good.port],
+                      codec="{ type: length, field_size: 4, max_frame: 64KiB }",
+                      pool="min_idle: 0, max_connections: 1, max_pipeline: 1"))
+    frame = struct.pack(">I", 5) + b"hello"
+    failed = served = 0
+    for _ in range(8):  # round robin: every other request lands on the faulty server
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(frame)
+        got = b""
+        s.settimeout(5)
+        try:
+            while len(got) < len(frame):
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        s.close()
+        if got == frame:
+            served += 1
+        else:
+            assert got == b"", "a client got a partial or foreign reply: %r" % got
+            failed += 1
+    assert served >= 4 and failed >= 1
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "upstream_failures") == failed
+
+
+def test_ipv6_loopback_bind(upstream, sluice):
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port).replace("bind: 127.0.0.1:%d" % port, 'bind: "[::1]:%d"' % port))
+    s = socket.create_connection(("::1", port), timeout=5)
+    s.sendall(b"six\n")
+    assert s.recv(10) == b"six\n"
+    s.close()
+    assert p.stop() == 0
+
+
+def test_wildcard_bind_takes_ipv4(upstream, sluice):
+    up = upstream()
+    port = free_port()
+    p = sluice(config(port, up.port).replace("bind: 127.0.0.1:%d" % port, 'bind: "*:%d"' % port))
+    assert lines_roundtrip(port, b"any\n") == b"any\n"
+    assert p.stop() == 0

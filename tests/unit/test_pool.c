@@ -5,6 +5,7 @@
  */
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "pool/pool_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -491,6 +492,143 @@ test_min_idle_and_max_lifetime(void **state)
     teardown_cluster(f, c);
 }
 
+static void
+test_max_requests_retires_connections(void **state)
+{
+    struct fixture *f = setup_cluster(1, 1, 100, 2000);
+    struct pool_cluster *c;
+    struct req reqs[6];
+    int i;
+
+    (void)state;
+    f->cfg.pool.max_requests = 2;
+    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &handler);
+    for (i = 0; i < 6; i++) {
+        req_init(&reqs[i], "m\n");
+        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+    }
+    run_until_done(f->base, reqs, 6);
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(reqs[i].result, POOL_OK); /* rotation loses nothing */
+    }
+    assert_int_equal(f->up.accepted, 3); /* two requests per connection */
+    free_reqs(reqs, 6);
+    teardown_cluster(f, c);
+}
+
+/* ---- balancers, on a cluster with servers but no connections ---- */
+
+struct bal {
+    struct pool_cluster c;
+    struct pool_server s[3];
+    struct cfg_server cfg[3];
+};
+
+static void
+bal_init(struct bal *b, unsigned w0, unsigned w1, unsigned w2)
+{
+    size_t i;
+
+    memset(b, 0, sizeof(*b));
+    b->cfg[0].weight = w0;
+    b->cfg[1].weight = w1;
+    b->cfg[2].weight = w2;
+    for (i = 0; i < 3; i++) {
+        b->s[i].cluster = &b->c;
+        b->s[i].cfg = &b->cfg[i];
+    }
+    b->c.servers = b->s;
+    b->c.nservers = 3;
+    b->c.rng = 88172645463325252ULL;
+}
+
+static void
+count_picks(struct bal *b, enum cfg_balance kind, const struct pool_server *exclude, int n,
+            int counts[3])
+{
+    const struct pool_balancer *bal = pool_balancer_for(kind);
+    int i;
+
+    counts[0] = counts[1] = counts[2] = 0;
+    for (i = 0; i < n; i++) {
+        struct pool_server *s = bal->pick(&b->c, exclude);
+
+        assert_non_null(s);
+        counts[s - b->s]++;
+    }
+}
+
+static void
+test_round_robin_is_smooth_and_weighted(void **state)
+{
+    const struct pool_balancer *rr = pool_balancer_for(CFG_BALANCE_ROUND_ROBIN);
+    static const int smooth[7] = {0, 0, 1, 0, 2, 0, 0}; /* nginx's: a a b a c a a, not aaaaabc */
+    struct bal b;
+    int counts[3], i;
+
+    (void)state;
+    bal_init(&b, 5, 1, 1);
+    for (i = 0; i < 14; i++) {
+        assert_int_equal(rr->pick(&b.c, NULL) - b.s, smooth[i % 7]);
+    }
+    count_picks(&b, CFG_BALANCE_ROUND_ROBIN, NULL, 7000, counts);
+    assert_int_equal(counts[0], 5000); /* exact shares */
+    assert_int_equal(counts[1], 1000);
+    assert_int_equal(counts[2], 1000);
+}
+
+static void
+test_random_follows_weights(void **state)
+{
+    struct bal b;
+    int counts[3];
+
+    (void)state;
+    bal_init(&b, 2, 1, 1);
+    count_picks(&b, CFG_BALANCE_RANDOM, NULL, 40000, counts);
+    assert_in_range(counts[0], 19000, 21000);
+    assert_in_range(counts[1], 9000, 11000);
+    assert_in_range(counts[2], 9000, 11000);
+}
+
+static void
+test_least_request_avoids_the_loaded(void **state)
+{
+    struct bal b;
+    int counts[3];
+
+    (void)state;
+    bal_init(&b, 1, 1, 1);
+    b.s[0].inflight = 100;
+    count_picks(&b, CFG_BALANCE_LEAST_REQUEST, NULL, 9000, counts);
+    /* two choices: the loaded one wins only when both draws are it (1 in 9) */
+    assert_in_range(counts[0], 700, 1300);
+    assert_in_range(counts[1], 3500, 4500);
+}
+
+static void
+test_balancers_skip_excluded_and_backing_off(void **state)
+{
+    static const enum cfg_balance kinds[] = {CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_RANDOM,
+                                             CFG_BALANCE_LEAST_REQUEST};
+    struct bal b;
+    int counts[3];
+    size_t k;
+
+    (void)state;
+    for (k = 0; k < 3; k++) {
+        bal_init(&b, 1, 1, 1);
+        count_picks(&b, kinds[k], &b.s[1], 300, counts);
+        assert_int_equal(counts[1], 0); /* a retry goes elsewhere */
+        b.s[2].down_until = UINT64_MAX;
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_int_equal(counts[2], 0); /* a server backing off is skipped */
+        b.s[0].down_until = b.s[1].down_until = UINT64_MAX;
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_int_equal(counts[0] + counts[1] + counts[2], 300); /* all down: still try */
+    }
+}
+
 int
 main(void)
 {
@@ -503,6 +641,11 @@ main(void)
         cmocka_unit_test(test_connect_failure_retries_on_another_server),
         cmocka_unit_test(test_cancel_unwritten_request),
         cmocka_unit_test(test_min_idle_and_max_lifetime),
+        cmocka_unit_test(test_max_requests_retires_connections),
+        cmocka_unit_test(test_round_robin_is_smooth_and_weighted),
+        cmocka_unit_test(test_random_follows_weights),
+        cmocka_unit_test(test_least_request_avoids_the_loaded),
+        cmocka_unit_test(test_balancers_skip_excluded_and_backing_off),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
