@@ -21,6 +21,8 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+#define EARLY_CLOSE_MS                                                                             \
+    1000 /* an idle connection the server closes this young counts as a failure */
 #define READ_CHUNK 65536
 
 enum conn_state {
@@ -111,6 +113,16 @@ event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s
     if (c->h.event != NULL) {
         c->h.event(c->h.arg, c, s->cfg->address.text, ev, detail);
     }
+}
+
+/* Back off from s: no new connection before an exponentially growing, capped delay. */
+static void
+server_failed(struct pool_server *s)
+{
+    uint64_t backoff = (uint64_t)BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
+
+    s->fails++;
+    s->down_until = pool_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
 }
 
 /* ---- connections ---- */
@@ -368,10 +380,8 @@ on_write(evutil_socket_t fd, short what, void *arg)
     }
     if (err != 0) {
         struct pool_server *s = conn->server;
-        uint64_t backoff = BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
 
-        s->fails++;
-        s->down_until = pool_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+        server_failed(s);
         s->cluster->stats.connect_failures++;
         event_ms(s->cluster, POOL_EV_CONNECT_FAILED, s, strerror(err));
         conn_fail(conn, POOL_CONNECT_FAILED, strerror(err));
@@ -436,6 +446,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
     }
     n = pool_io_read(conn->in, fd, READ_CHUNK);
     if (n == 0) {
+        if (pool_now_ms() - conn->born < EARLY_CLOSE_MS) {
+            server_failed(conn->server); /* accepts, then hangs up: do not reconnect at once */
+        }
         if (conn->nfifo > 0) {
             conn_fail(conn, POOL_UPSTREAM_ERROR, "closed by the server");
         } else {

@@ -575,3 +575,14 @@ def test_wildcard_bind_takes_ipv4(upstream, sluice):
     p = sluice(config(port, up.port).replace("bind: 127.0.0.1:%d" % port, 'bind: "*:%d"' % port))
     assert lines_roundtrip(port, b"any\n") == b"any\n"
     assert p.stop() == 0
+
+
+def test_server_that_hangs_up_is_not_redialled_in_a_loop(upstream, sluice):
+    up = upstream(mode="hangup")
+    port = free_port()
+    p = sluice(config(port, up.port, pool="min_idle: 2"))
+    time.sleep(3)
+    opened = up.stats()["opened"]
+    # backoff from 100 ms doubling: a handful of attempts per warm slot, not thousands
+    assert 2 <= opened <= 40, opened
+    assert p.stop() == 0
