@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,14 @@ conn_ready(struct pool_conn *conn)
     }
 }
 
+static bool
+writable_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+}
+
 static void
 on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -373,8 +382,8 @@ on_write(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (what & EV_TIMEOUT) {
-        err = ETIMEDOUT;
+    if ((what & EV_TIMEOUT) && !writable_now(fd)) {
+        err = ETIMEDOUT; /* checked first: a late loop reports the deadline, not the connect */
     } else if (err == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
         err = errno;
     }
@@ -432,11 +441,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
     struct pool_cluster *c = conn->server->cluster;
     ssize_t n;
 
-    if (what & EV_TIMEOUT) {
-        if (conn->nfifo > 0) {
-            conn_fail(conn, POOL_TIMEOUT, "read timeout");
-        } else if (conn_expired(conn, pool_now_ms()) ||
-                   conn->server->nconns > c->cfg->pool.min_idle) {
+    if ((what & EV_TIMEOUT) && conn->nfifo == 0) {
+        if (conn_expired(conn, pool_now_ms()) || conn->server->nconns > c->cfg->pool.min_idle) {
             conn_close(conn);
         } else {
             conn->rev_mode = REV_OFF;
@@ -444,7 +450,16 @@ on_read(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
+    /*
+     * On a read deadline, look before failing: when one turn of the loop ran
+     * late, libevent reports the deadline and drops the readiness that came
+     * with it, so the response may be waiting in the socket.
+     */
     n = pool_io_read(conn->in, fd, READ_CHUNK);
+    if (n < 0 && (what & EV_TIMEOUT) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        conn_fail(conn, POOL_TIMEOUT, "read timeout");
+        return;
+    }
     if (n == 0) {
         if (pool_now_ms() - conn->born < EARLY_CLOSE_MS) {
             server_failed(conn->server); /* accepts, then hangs up: do not reconnect at once */

@@ -13,6 +13,7 @@
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,14 @@ half_pump(struct px_relay *r, struct half *h, bool readable, bool writable)
     return half_arm(r, h);
 }
 
+static bool
+readable_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
 static void
 relay_io(evutil_socket_t fd, short what, void *arg)
 {
@@ -244,14 +253,14 @@ relay_io(evutil_socket_t fd, short what, void *arg)
     if (r->closing) {
         return;
     }
-    if (what & EV_TIMEOUT) {
+    if ((what & EV_TIMEOUT) && !readable_now(fd)) { /* a late loop reports the deadline over data */
         px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
         px_listener_stats(r->l)->idle_timeouts++;
         px_log_debug("relay", &ctx, "idle timeout");
         px_relay_close(r, NULL);
         return;
     }
-    if (half_pump(r, in, (what & EV_READ) != 0, false) == -1 ||
+    if (half_pump(r, in, (what & (EV_READ | EV_TIMEOUT)) != 0, false) == -1 ||
         half_pump(r, out, false, (what & EV_WRITE) != 0) == -1) {
         px_relay_close(r, strerror(errno));
         return;

@@ -549,14 +549,11 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
     if (s->closing) {
         return;
     }
-    if (what & EV_TIMEOUT) {
-        on_timeout(s, false);
-        return;
-    }
     if (s->in == NULL && (s->in = evbuffer_new()) == NULL) {
         px_session_close(s, "out of memory");
         return;
     }
+    /* On a deadline, look before acting: a late loop turn reports it over waiting bytes. */
     n = pool_io_read(s->in, fd, READ_CHUNK);
     if (n > 0) {
         px_listener_stats(s->l)->bytes_in += (uint64_t)n;
@@ -564,6 +561,9 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
         s->eof = true; /* half-close: answer what was sent, then close */
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         px_session_close(s, strerror(errno));
+        return;
+    } else if (what & EV_TIMEOUT) {
+        on_timeout(s, false);
         return;
     }
     process(s);

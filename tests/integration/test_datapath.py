@@ -586,3 +586,24 @@ def test_server_that_hangs_up_is_not_redialled_in_a_loop(upstream, sluice):
     # backoff from 100 ms doubling: a handful of attempts per warm slot, not thousands
     assert 2 <= opened <= 40, opened
     assert p.stop() == 0
+
+
+def test_late_loop_turn_does_not_turn_a_ready_reply_into_a_timeout(upstream, sluice):
+    """Stop sluice past the upstream read deadline while the reply arrives: when it runs again,
+    libevent reports the expired deadline and the readiness in one turn; the reply must win."""
+    up = upstream(mode="delay", delay_ms=100)
+    port = free_port()
+    p = sluice(config(port, up.port, timeouts="request: 10s", cluster_timeouts="read: 500ms"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"warm\n")
+    assert s.recv(10) == b"warm\n"
+    s.sendall(b"late\n")
+    time.sleep(0.02)  # the request is on its way upstream
+    p.p.send_signal(signal.SIGSTOP)
+    time.sleep(1.2)  # the reply arrives at 100 ms; the 500 ms deadline passes
+    p.p.send_signal(signal.SIGCONT)
+    s.settimeout(5)
+    assert s.recv(10) == b"late\n"
+    s.close()
+    assert p.stop() == 0
+    assert stats_sum(p, "cluster", "failed_timeout") == 0
