@@ -45,6 +45,7 @@ struct pool_conn {
     uint8_t state;              /* enum conn_state */
     uint8_t rev_mode;           /* enum rev_mode */
     bool exclusive;             /* connecting for a lease; not in server->conns */
+    bool flush_queued;          /* wev activated for this turn: one write for the batch */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     struct event rev;
     struct event wev;
@@ -296,9 +297,22 @@ conn_expired(const struct pool_conn *conn, uint64_t now)
            (p->max_requests > 0 && conn->nreq >= p->max_requests);
 }
 
-/* Put req on conn; its bytes go out at the end of this loop iteration, batched. */
+/* Write what conn->out holds once this turn of the loop is done: one write for the batch. */
 static void
-assign(struct pool_conn *conn, struct pool_req *req)
+queue_flush(struct pool_conn *conn)
+{
+    if (!conn->flush_queued) {
+        conn->flush_queued = true;
+        event_active(&conn->wev, EV_WRITE, 0);
+    }
+}
+
+/*
+ * Put req on conn. Its bytes are the first len of src, or req->frame when
+ * src is NULL; a connecting connection keeps them in req->frame until ready.
+ */
+static void
+assign_from(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
 {
     struct pool_server *s = conn->server;
 
@@ -310,15 +324,28 @@ assign(struct pool_conn *conn, struct pool_req *req)
     req->last = s;
     if (conn->state == CONN_CONNECTING) {
         req->state = POOL_REQ_ASSIGNED;
+        if (src != NULL && src != req->frame) {
+            evbuffer_remove_buffer(src, req->frame, len);
+        }
         return;
     }
     req->state = POOL_REQ_SENT;
-    evbuffer_add_buffer(conn->out, req->frame);
-    event_active(&conn->wev, EV_WRITE, 0);
+    if (src != NULL && src != req->frame) {
+        evbuffer_remove_buffer(src, conn->out, len);
+    } else {
+        evbuffer_add_buffer(conn->out, req->frame);
+    }
+    queue_flush(conn);
     if (conn_expired(conn, pool_now_ms())) {
         conn->state = CONN_RETIRING;
     }
     rev_arm(conn);
+}
+
+static void
+assign(struct pool_conn *conn, struct pool_req *req)
+{
+    assign_from(conn, req, NULL, 0);
 }
 
 static void
@@ -374,6 +401,7 @@ on_write(evutil_socket_t fd, short what, void *arg)
     int err = conn->connect_errno;
     socklen_t len = sizeof(err);
 
+    conn->flush_queued = false;
     if (conn->state != CONN_CONNECTING) {
         if (what & EV_TIMEOUT) {
             conn_fail(conn, POOL_TIMEOUT, "write timeout");
@@ -531,7 +559,7 @@ conn_for(struct pool_server *s, uint64_t now)
 static struct pool_conn *
 find_conn(struct pool_cluster *c, const struct pool_server *exclude)
 {
-    struct pool_server *s = c->balancer->pick(c, exclude);
+    struct pool_server *s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
     uint64_t now = pool_now_ms();
     struct pool_conn *conn;
     size_t i, start;
@@ -632,7 +660,7 @@ on_queue_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 enum pool_result
-pool_submit(struct pool_cluster *c, struct pool_req *req)
+pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, size_t len)
 {
     struct pool_conn *conn = c->closing ? NULL : find_conn(c, NULL);
 
@@ -641,8 +669,11 @@ pool_submit(struct pool_cluster *c, struct pool_req *req)
     req->tries = 0;
     req->exclusive = 0;
     if (conn != NULL) {
-        assign(conn, req);
+        assign_from(conn, req, src, len);
         return POOL_OK;
+    }
+    if (src != req->frame) {
+        evbuffer_remove_buffer(src, req->frame, len);
     }
     if (enqueue(c, req) != POOL_OK) {
         c->stats.failed[POOL_QUEUE_FULL]++;

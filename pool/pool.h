@@ -124,8 +124,14 @@ void pool_cluster_start(struct pool_cluster *c);
 /* Close everything; requests still queued or in flight fail with POOL_SHUTDOWN. */
 void pool_cluster_free(struct pool_cluster *c);
 
-/* Dispatch req (its frame filled). Return POOL_OK, or POOL_QUEUE_FULL (nothing kept). */
-enum pool_result pool_submit(struct pool_cluster *c, struct pool_req *req);
+/*
+ * Dispatch req, whose bytes are the first len of src; the pool removes them
+ * from src: straight into a connection's output when the request is written
+ * at once, else into req->frame (src may be req->frame itself). Return
+ * POOL_OK, or POOL_QUEUE_FULL (the bytes are gone from src all the same).
+ */
+enum pool_result pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src,
+                             size_t len);
 
 /*
  * Take a whole connection for a raw session: warm from the pool when one is

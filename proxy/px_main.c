@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,10 @@ main(int argc, char **argv)
         return rc;
     }
     px_log_configure(cfg->log.level, cfg->log.format);
+    /* Buffers come and go with every frame: keep a worker heap's top instead of giving it back
+     * and growing it again (an mprotect per cycle). Best effort: a failure only costs syscalls. */
+    (void)mallopt(M_TOP_PAD, 4 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
     rc = px_server_run(cfg, path) == 0 ? 0 : EXIT_RUNTIME;
     return rc;
 }

@@ -5,7 +5,6 @@
 #include "proxy/px_worker.h"
 
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -209,10 +208,6 @@ px_server_run(struct cfg *cfg, const char *path)
     srv.cfg = cfg;
     srv.path = path;
     srv.generation = 1;
-    if (evthread_use_pthreads() == -1) {
-        px_log_error("server", NULL, "cannot make libevent thread-safe");
-        goto out;
-    }
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         px_log_error("server", NULL, "cannot ignore SIGPIPE");
         goto out;

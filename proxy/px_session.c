@@ -39,9 +39,8 @@ TAILQ_HEAD(px_req_list, px_req);
 
 enum rev_mode {
     REV_NONE,
-    REV_IDLE,    /* nothing received, nothing in flight */
-    REV_PARTIAL, /* part of a frame received */
-    REV_WAITING, /* whole requests in flight: the request deadline rules */
+    REV_IDLE, /* between frames: the idle deadline (which ignores a client waiting for replies) */
+    REV_PARTIAL, /* part of a frame received: the read deadline */
 };
 
 struct px_session {
@@ -61,6 +60,7 @@ struct px_session {
     bool paused; /* not reading: too much in flight or too much output */
     bool eof;    /* the client half-closed */
     bool closing;
+    bool flush_queued; /* wev activated for this turn: one write for the batch */
 };
 
 /* Buffers and the write event are made on first use: an idle client costs little. */
@@ -201,8 +201,8 @@ static void
 arm_rev(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
-    enum rev_mode mode = REV_WAITING;
-    uint64_t ms = 0;
+    enum rev_mode mode = REV_IDLE;
+    uint64_t ms = cfg->timeouts.idle_ms;
     struct timeval tv;
 
     if (s->paused || s->eof || s->closing) {
@@ -213,12 +213,9 @@ arm_rev(struct px_session *s)
     if (len_of(s->in) > 0) {
         mode = REV_PARTIAL;
         ms = cfg->timeouts.read_ms;
-    } else if (s->ninflight == 0) {
-        mode = REV_IDLE;
-        ms = cfg->timeouts.idle_ms;
     }
     if (mode == s->rev_mode) {
-        return; /* EV_PERSIST restarts the same deadline on every read */
+        return; /* EV_PERSIST restarts the same deadline on every read: no re-arm per request */
     }
     tv = tv_ms(ms);
     if (event_add(&s->rev, ms > 0 ? &tv : NULL) == -1) {
@@ -228,7 +225,12 @@ arm_rev(struct px_session *s)
     s->rev_mode = (uint8_t)mode;
 }
 
-/* The request deadline follows the oldest unanswered request. */
+/*
+ * The request deadline of the oldest unanswered request. Armed lazily: a
+ * reply does not re-arm it; when it fires it looks at whoever is oldest then
+ * and waits again for that one if needed, so a steady stream of requests
+ * costs one timer event per request deadline, not one per request.
+ */
 static void
 arm_timer(struct px_session *s)
 {
@@ -236,13 +238,7 @@ arm_timer(struct px_session *s)
     struct px_req *head = TAILQ_FIRST(&s->reqs);
     struct timeval tv;
 
-    if (limit == 0 || s->closing) {
-        return;
-    }
-    if (head == NULL) {
-        if (s->timer != NULL) {
-            event_del(s->timer);
-        }
+    if (limit == 0 || s->closing || head == NULL) {
         return;
     }
     if (s->timer == NULL) {
@@ -251,6 +247,8 @@ arm_timer(struct px_session *s)
             px_session_close(s, "cannot create the request timer");
             return;
         }
+    } else if (event_pending(s->timer, EV_TIMEOUT, NULL)) {
+        return;
     }
     now = now_ms();
     due = head->t0 + limit;
@@ -306,6 +304,7 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     struct px_session *s = arg;
 
     (void)fd;
+    s->flush_queued = false;
     if (s->closing) {
         return;
     }
@@ -327,22 +326,30 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Move answered requests, in order, to the output; writes happen once per loop turn. */
-static void
-deliver(struct px_session *s)
+static int
+ensure_out(struct px_session *s)
 {
-    struct px_listener_stats *st = px_listener_stats(s->l);
-    struct px_req *req;
-    bool moved = false;
-
     if (s->out == NULL) {
         s->out = evbuffer_new();
         s->wev = event_new(px_worker_base(s->w), s->fd, EV_WRITE, on_client_write, s);
         if (s->out == NULL || s->wev == NULL) {
             px_session_close(s, "out of memory");
-            return;
+            return -1;
         }
     }
+    return 0;
+}
+
+/*
+ * Move answered requests, in order, to the output (moved: one already went
+ * straight there); the write happens once this turn of the loop is done.
+ */
+static void
+deliver(struct px_session *s, bool moved)
+{
+    struct px_listener_stats *st = px_listener_stats(s->l);
+    struct px_req *req;
+
     while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->done) {
         TAILQ_REMOVE(&s->reqs, req, link);
         st->frames_out++;
@@ -355,8 +362,10 @@ deliver(struct px_session *s)
     if (!moved) {
         return;
     }
-    arm_timer(s);
-    event_active(s->wev, EV_WRITE, 0);
+    if (!s->flush_queued) {
+        s->flush_queued = true;
+        event_active(s->wev, EV_WRITE, 0);
+    }
     if (s->paused && s->ninflight < px_listener_cfg(s->l)->max_inflight &&
         evbuffer_get_length(s->out) <= OUT_HIGH) {
         s->paused = false;
@@ -381,6 +390,9 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
         return;
     }
     cfg = px_listener_cfg(s->l);
+    if (ensure_out(s) == -1) {
+        return;
+    }
     if (px_listener_reframes(s->l)) {
         struct evbuffer *scratch = px_worker_scratch(s->w);
         const char *why;
@@ -392,11 +404,23 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
             px_session_close(s, why);
             return;
         }
+    } else if (req == TAILQ_FIRST(&s->reqs)) {
+        struct px_listener_stats *st = px_listener_stats(s->l);
+
+        /* the oldest unanswered: straight to the client, no copy of its own */
+        evbuffer_remove_buffer(in, s->out, len);
+        TAILQ_REMOVE(&s->reqs, req, link);
+        st->frames_out++;
+        st->bytes_out += len;
+        s->ninflight--;
+        req_release(req);
+        deliver(s, true);
+        return;
     } else {
-        evbuffer_remove_buffer(in, req->buf, len);
+        evbuffer_remove_buffer(in, req->buf, len); /* held until those before it are answered */
     }
     req->done = true;
-    deliver(s);
+    deliver(s, false);
 }
 
 void
@@ -426,6 +450,8 @@ submit(struct px_session *s, size_t n)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
     struct px_req *req = px_worker_req_get(s->w);
+    struct evbuffer *src =
+        s->in; /* the pool takes the frame from here, without a copy of its own */
     const char *why;
 
     if (px_listener_reframes(s->l)) {
@@ -439,8 +465,8 @@ submit(struct px_session *s, size_t n)
             px_session_close(s, why);
             return -1;
         }
-    } else {
-        evbuffer_remove_buffer(s->in, req->buf, n);
+        src = req->buf;
+        n = evbuffer_get_length(req->buf);
     }
     memset(&s->fst, 0, sizeof(s->fst));
     req->s = s;
@@ -449,7 +475,7 @@ submit(struct px_session *s, size_t n)
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
     px_listener_stats(s->l)->frames_in++;
-    if (pool_submit(px_listener_pool(s->l), &req->pr) != POOL_OK) {
+    if (pool_submit(px_listener_pool(s->l), &req->pr, src, n) != POOL_OK) {
         struct px_log_ctx ctx;
         char peer[PX_PEER_LEN];
 
@@ -459,9 +485,7 @@ submit(struct px_session *s, size_t n)
         px_session_close(s, NULL);
         return -1;
     }
-    if (s->ninflight == 1) {
-        arm_timer(s);
-    }
+    arm_timer(s);
     return 0;
 }
 
@@ -519,11 +543,11 @@ on_timeout(struct px_session *s, bool request_timer)
     } else if (s->rev_mode == REV_PARTIAL) {
         st->read_timeouts++;
         px_log_info("session", &ctx, "read timeout with a partial frame; closing the client");
-    } else if (s->rev_mode == REV_IDLE) {
+    } else if (s->rev_mode == REV_IDLE && s->ninflight == 0) {
         st->idle_timeouts++;
         px_log_debug("session", &ctx, "idle timeout");
     } else {
-        return;
+        return; /* waiting for replies is not idle; the request deadline watches that */
     }
     px_session_close(s, NULL);
 }

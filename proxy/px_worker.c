@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define REQ_CACHE_MAX 4096 /* spare requests kept for reuse, per worker */
@@ -40,6 +41,8 @@ struct px_worker {
     struct px_client_list live;
     struct px_client_list dead;
     struct event *reaper;     /* owned */
+    int stopfd;               /* owned: an eventfd the main thread writes to stop the loop */
+    struct event *stop;       /* owned */
     struct evbuffer *scratch; /* owned: re-framing space */
     struct px_req **cache;    /* owned: spare requests */
     size_t ncache;
@@ -232,6 +235,17 @@ px_worker_req_put(struct px_worker *w, struct px_req *req)
 
 /* ---- the worker ---- */
 
+/* The main thread asked to stop: the only cross-thread touch, so bases need no locks. */
+static void
+on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    event_base_loopexit(w->base, NULL);
+}
+
 /* Pools are built for the clusters that listeners use (udp relays come later). */
 static bool
 cluster_used(const struct cfg *cfg, const struct cfg_cluster *c)
@@ -257,6 +271,7 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     }
     w->id = id;
     w->cfg = cfg;
+    w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     TAILQ_INIT(&w->live);
     TAILQ_INIT(&w->dead);
     w->base = event_base_new();
@@ -266,8 +281,10 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     w->cache = calloc(REQ_CACHE_MAX, sizeof(*w->cache));
     w->scratch = evbuffer_new();
     if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->listeners == NULL ||
-        w->cache == NULL || w->scratch == NULL ||
-        (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL) {
+        w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
+        (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
+        (w->stop = event_new(w->base, w->stopfd, EV_READ, on_stop, w)) == NULL ||
+        event_add(w->stop, NULL) == -1) {
         goto fail;
     }
     for (i = 0; i < cfg->nclusters; i++) {
@@ -335,7 +352,10 @@ void
 px_worker_stop(struct px_worker *w)
 {
     if (w->started) {
-        event_base_loopexit(w->base, NULL);
+        uint64_t one = 1;
+
+        while (write(w->stopfd, &one, sizeof(one)) == -1 && errno == EINTR) {
+        }
         pthread_join(w->thread, NULL);
         w->started = false;
     }
@@ -363,6 +383,12 @@ px_worker_free(struct px_worker *w)
     if (w->reaper != NULL) {
         on_reap(-1, 0, w);
         event_free(w->reaper);
+    }
+    if (w->stop != NULL) {
+        event_free(w->stop);
+    }
+    if (w->stopfd != -1) {
+        close(w->stopfd);
     }
     while (w->ncache > 0) {
         struct px_req *req = w->cache[--w->ncache];

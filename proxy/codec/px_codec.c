@@ -168,21 +168,26 @@ static ssize_t
 frame_length(const struct cfg_codec *codec, struct evbuffer *in, const char **why)
 {
     size_t len = evbuffer_get_length(in);
+    size_t need = (size_t)codec->field_offset + codec->field_size;
     uint8_t field[FIELD_MAX];
+    const uint8_t *p = field;
+    struct evbuffer_iovec first;
     struct evbuffer_ptr at;
     ssize_t total;
 
     if (!valid_field_size(codec)) {
         return fail(why, R_BAD_FIELD_SIZE);
     }
-    if (len < (size_t)codec->field_offset + codec->field_size) {
+    if (len < need) {
         return PX_AGAIN;
     }
-    if (evbuffer_ptr_set(in, &at, codec->field_offset, EVBUFFER_PTR_SET) == -1 ||
-        evbuffer_copyout_from(in, &at, field, codec->field_size) != codec->field_size) {
+    if (evbuffer_peek(in, -1, NULL, &first, 1) >= 1 && first.iov_len >= need) {
+        p = (const uint8_t *)first.iov_base + codec->field_offset; /* the common case: in place */
+    } else if (evbuffer_ptr_set(in, &at, codec->field_offset, EVBUFFER_PTR_SET) == -1 ||
+               evbuffer_copyout_from(in, &at, field, codec->field_size) != codec->field_size) {
         return fail(why, R_BUFFER);
     }
-    total = length_total(codec, decode_uint(field, codec->field_size, codec->byte_order), why);
+    total = length_total(codec, decode_uint(p, codec->field_size, codec->byte_order), why);
     if (total < 0 || (size_t)total <= len) {
         return total;
     }

@@ -235,6 +235,13 @@ req_init(struct req *r, const char *text)
     r->result = -1;
 }
 
+/* Submit r's own bytes (the caller's buffer is the request's). */
+static enum pool_result
+submit(struct pool_cluster *c, struct req *r)
+{
+    return pool_submit(c, &r->pr, r->buf, evbuffer_get_length(r->buf));
+}
+
 /* Run the loop until every request is answered or 3 seconds pass. */
 static void
 run_until_done(struct event_base *base, struct req *reqs, int n)
@@ -284,12 +291,20 @@ test_pipelined_in_order_on_max_connections(void **state)
     char text[32];
     int i;
 
+    struct evbuffer *stream = evbuffer_new();
+
     (void)state;
+    for (i = 0; i < 100; i++) { /* one client stream, cut into frames, as a session does */
+        snprintf(text, sizeof(text), "r%d\n", i);
+        evbuffer_add(stream, text, strlen(text));
+        req_init(&reqs[i], "");
+    }
     for (i = 0; i < 100; i++) {
         snprintf(text, sizeof(text), "r%d\n", i);
-        req_init(&reqs[i], text);
-        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+        assert_int_equal(pool_submit(c, &reqs[i].pr, stream, strlen(text)), POOL_OK);
     }
+    assert_int_equal(evbuffer_get_length(stream), 0); /* the pool took every byte */
+    evbuffer_free(stream);
     run_until_done(f->base, reqs, 100);
     for (i = 0; i < 100; i++) {
         snprintf(text, sizeof(text), "r%d\n", i);
@@ -313,7 +328,7 @@ test_exclusive_connections_queue_the_rest(void **state)
     (void)state;
     for (i = 0; i < 10; i++) {
         req_init(&reqs[i], "x\n");
-        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
     }
     assert_int_equal(pool_cluster_stats(c)->queue_depth, 7); /* three on connections */
     run_until_done(f->base, reqs, 10);
@@ -338,7 +353,7 @@ test_queue_served_in_arrival_order(void **state)
     for (i = 0; i < 10; i++) {
         snprintf(text, sizeof(text), "n%d\n", i);
         req_init(&reqs[i], text);
-        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
     }
     run_until_done(f->base, reqs, 10);
     for (i = 0; i < 10; i++) { /* one connection, one at a time: strictly in arrival order */
@@ -366,10 +381,10 @@ test_queue_full_and_queue_timeout(void **state)
     for (i = 0; i < 4; i++) {
         req_init(&reqs[i], "q\n");
     }
-    assert_int_equal(pool_submit(c, &reqs[0].pr), POOL_OK); /* on the connection */
-    assert_int_equal(pool_submit(c, &reqs[1].pr), POOL_OK); /* queued */
-    assert_int_equal(pool_submit(c, &reqs[2].pr), POOL_OK); /* queued */
-    assert_int_equal(pool_submit(c, &reqs[3].pr), POOL_QUEUE_FULL);
+    assert_int_equal(submit(c, &reqs[0]), POOL_OK); /* on the connection */
+    assert_int_equal(submit(c, &reqs[1]), POOL_OK); /* queued */
+    assert_int_equal(submit(c, &reqs[2]), POOL_OK); /* queued */
+    assert_int_equal(submit(c, &reqs[3]), POOL_QUEUE_FULL);
     run_for(f->base, 400);
     assert_int_equal(reqs[1].result, POOL_QUEUE_TIMEOUT);
     assert_int_equal(reqs[2].result, POOL_QUEUE_TIMEOUT);
@@ -398,7 +413,7 @@ test_read_deadline_fails_the_connection(void **state)
     f->up.silent = true;
     for (i = 0; i < 3; i++) {
         req_init(&reqs[i], "s\n");
-        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
     }
     run_for(f->base, 200);
     for (i = 0; i < 3; i++) {
@@ -440,7 +455,7 @@ test_connect_failure_retries_on_another_server(void **state)
     f->cfg.nservers = 2;
     c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &handler);
     req_init(&r, "hello\n");
-    assert_int_equal(pool_submit(c, &r.pr), POOL_OK); /* round robin starts on the dead one */
+    assert_int_equal(submit(c, &r), POOL_OK); /* round robin starts on the dead one */
     run_until_done(f->base, &r, 1);
     assert_int_equal(r.result, POOL_OK);
     assert_string_equal(r.reply, "hello\n");
@@ -460,8 +475,8 @@ test_cancel_unwritten_request(void **state)
     (void)state;
     req_init(&reqs[0], "a\n");
     req_init(&reqs[1], "b\n");
-    assert_int_equal(pool_submit(c, &reqs[0].pr), POOL_OK);
-    assert_int_equal(pool_submit(c, &reqs[1].pr), POOL_OK);
+    assert_int_equal(submit(c, &reqs[0]), POOL_OK);
+    assert_int_equal(submit(c, &reqs[1]), POOL_OK);
     /* the connection is still connecting: nothing was written, so cancel withdraws it */
     assert_int_equal(pool_cancel(&reqs[0].pr), 0);
     run_until_done(f->base, &reqs[1], 1);
@@ -505,7 +520,7 @@ test_max_requests_retires_connections(void **state)
     c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &handler);
     for (i = 0; i < 6; i++) {
         req_init(&reqs[i], "m\n");
-        assert_int_equal(pool_submit(c, &reqs[i].pr), POOL_OK);
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
     }
     run_until_done(f->base, reqs, 6);
     for (i = 0; i < 6; i++) {
