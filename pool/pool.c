@@ -72,7 +72,7 @@ const char *const pool_result_str[POOL_RESULT_MAX] = {
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void maintain(struct pool_server *s);
-static void drain_queue(struct pool_cluster *c);
+static void drain_queue(struct pool_cluster *c, struct pool_conn *room);
 static void conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail);
 
 uint64_t
@@ -382,7 +382,7 @@ conn_ready(struct pool_conn *conn)
     }
     if (conn_flush(conn) == 0) {
         rev_arm(conn);
-        drain_queue(c);
+        drain_queue(c, conn);
     }
 }
 
@@ -510,13 +510,14 @@ on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || conn_expired(conn, pool_now_ms()))) {
         conn_close(conn);
+        conn = NULL;
     } else {
         if (conn->nfifo == 0) {
             conn->rev_mode = REV_OFF; /* restart the idle clock */
         }
         rev_arm(conn);
     }
-    drain_queue(c);
+    drain_queue(c, conn);
 }
 
 /* ---- dispatch ---- */
@@ -621,14 +622,23 @@ dequeue(struct pool_cluster *c, struct pool_req *req)
     req->state = POOL_REQ_NEW;
 }
 
+/*
+ * Serve waiting requests, oldest first. room, when not NULL, is a connection
+ * that just got free slots (it answered, or it connected): it takes them
+ * first, without a search, since every other connection was full when they
+ * queued.
+ */
 static void
-drain_queue(struct pool_cluster *c)
+drain_queue(struct pool_cluster *c, struct pool_conn *room)
 {
+    unsigned max = c->cfg->pool.max_pipeline;
     struct pool_req *req;
     bool had = !TAILQ_EMPTY(&c->queue);
 
     while (!c->closing && (req = TAILQ_FIRST(&c->queue)) != NULL) {
-        struct pool_conn *conn = find_conn(c, NULL);
+        struct pool_conn *conn = room != NULL && room->state == CONN_READY && room->nfifo < max
+                                     ? room
+                                     : find_conn(c, NULL);
 
         if (conn == NULL) {
             break;
@@ -804,7 +814,7 @@ conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
         }
     }
     maintain(s);
-    drain_queue(c);
+    drain_queue(c, NULL);
 }
 
 int
