@@ -46,6 +46,7 @@ struct pool_conn {
     uint8_t rev_mode;           /* enum rev_mode */
     bool exclusive;             /* connecting for a lease; not in server->conns */
     bool flush_queued;          /* wev activated for this turn: one write for the batch */
+    bool broken;                /* an event could not be armed: fail it from the loop */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     struct event rev;
     struct event wev;
@@ -249,7 +250,9 @@ rev_arm(struct pool_conn *conn)
     }
     tv = tv_ms(ms);
     if (event_add(&conn->rev, ms > 0 ? &tv : NULL) == -1) {
-        conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm read event");
+        /* Maybe inside pool_submit(): callbacks come only from the loop, so fail it there. */
+        conn->broken = true;
+        event_active(&conn->wev, EV_WRITE, 0);
         return;
     }
     conn->rev_mode = (uint8_t)mode;
@@ -402,11 +405,17 @@ on_write(evutil_socket_t fd, short what, void *arg)
     socklen_t len = sizeof(err);
 
     conn->flush_queued = false;
+    if (conn->broken) {
+        conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm read event");
+        return;
+    }
     if (conn->state != CONN_CONNECTING) {
-        if (what & EV_TIMEOUT) {
+        size_t before = evbuffer_get_length(conn->out);
+
+        /* On a write deadline, try first: a late loop turn reports it over a writable socket. */
+        if (conn_flush(conn) == 0 && (what & EV_TIMEOUT) &&
+            evbuffer_get_length(conn->out) == before && before > 0) {
             conn_fail(conn, POOL_TIMEOUT, "write timeout");
-        } else {
-            conn_flush(conn);
         }
         return;
     }
@@ -506,6 +515,12 @@ on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (deliver(conn) == -1) {
+        return;
+    }
+    if (conn->nfifo == 0 && evbuffer_get_length(conn->in) > 0) {
+        /* part of a response nobody asked for: it would be glued to the next one */
+        conn_fail(conn, POOL_MALFORMED, "bytes with no request");
+        drain_queue(c, NULL);
         return;
     }
     if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || conn_expired(conn, pool_now_ms()))) {
@@ -834,6 +849,7 @@ pool_cancel(struct pool_req *req)
         } else {
             TAILQ_REMOVE(&conn->fifo, req, link);
             conn->nfifo--;
+            conn->nreq--;
             conn->server->inflight--;
             if (conn->exclusive) {
                 close(conn->fd);
@@ -880,7 +896,12 @@ maintain(struct pool_server *s)
         return;
     }
     while (s->nconns < c->cfg->pool.min_idle) {
-        if (conn_open(s, false) == NULL) {
+        if (conn_open(s, false) == NULL) { /* no descriptor or memory now: try again later */
+            struct timeval tv = tv_ms(BACKOFF_MIN_MS);
+
+            if (!event_pending(s->retry, EV_TIMEOUT, NULL)) {
+                event_add(s->retry, &tv);
+            }
             break;
         }
         if (!pool_server_usable(s, now)) {

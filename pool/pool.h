@@ -121,7 +121,11 @@ struct pool_cluster *pool_cluster_new(struct event_base *base, const struct cfg_
                                       const socklen_t *addrlens, const struct pool_handler *h);
 /* Open the warm connections (min_idle per server). */
 void pool_cluster_start(struct pool_cluster *c);
-/* Close everything; requests still queued or in flight fail with POOL_SHUTDOWN. */
+/*
+ * Close everything; requests still queued or in flight fail with POOL_SHUTDOWN.
+ * Leases still connecting must be withdrawn first (pool_cancel): their
+ * connections are not the pool's any more.
+ */
 void pool_cluster_free(struct pool_cluster *c);
 
 /*

@@ -36,6 +36,7 @@ struct half {
     struct evbuffer *buf; /* owned */
     int pipe[2];          /* owned: -1 until made */
     size_t inpipe;        /* bytes in the pipe */
+    bool pipe_full;       /* splice into it would block: read again only after a write */
     uint64_t *bytes;
     bool eof;  /* src sent FIN */
     bool shut; /* dst got shutdown(SHUT_WR) */
@@ -135,7 +136,7 @@ half_arm(struct px_relay *r, struct half *h)
     struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)(idle % 1000) * 1000};
     size_t waiting = pending(h);
 
-    if (!h->eof && waiting < RELAY_HIGH && room(h) > 0) {
+    if (!h->eof && waiting < RELAY_HIGH && room(h) > 0 && !h->pipe_full) {
         if (event_add(h->rev, idle > 0 ? &tv : NULL) == -1) {
             return -1;
         }
@@ -180,6 +181,10 @@ half_read(struct half *h)
     } while (n == -1 && errno == EINTR);
     if (n > 0) {
         h->inpipe += (size_t)n;
+    } else if (n == -1 && errno == EAGAIN && h->inpipe > 0) {
+        /* A pipe fills by slots, not bytes: small segments fill it with a few KiB. This
+         * EAGAIN may mean "full"; wait for the write side (armed: bytes wait) to drain it. */
+        h->pipe_full = true;
     }
     return n;
 }
@@ -196,6 +201,7 @@ half_write(struct half *h)
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 h->inpipe -= (size_t)n;
+                h->pipe_full = false;
             }
         } else {
             n = evbuffer_write(h->buf, *h->dst);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -298,6 +299,14 @@ flush(struct px_session *s)
     }
 }
 
+static bool
+writable_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+}
+
 static void
 on_client_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -308,7 +317,7 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     if (s->closing) {
         return;
     }
-    if (what & EV_TIMEOUT) {
+    if ((what & EV_TIMEOUT) && !writable_now(s->fd)) { /* a late loop reports it over room */
         struct px_log_ctx ctx;
         char peer[PX_PEER_LEN];
 
@@ -391,6 +400,7 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
     }
     cfg = px_listener_cfg(s->l);
     if (ensure_out(s) == -1) {
+        evbuffer_drain(in, len); /* never leave a reply for the next request on the connection */
         return;
     }
     if (px_listener_reframes(s->l)) {
@@ -512,7 +522,7 @@ process(struct px_session *s)
             px_session_close(s, NULL);
             return;
         }
-        if (submit(s, (size_t)n) == -1) {
+        if (submit(s, (size_t)n) == -1 || s->closing) {
             return;
         }
     }

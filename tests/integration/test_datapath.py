@@ -121,31 +121,54 @@ def test_oversize_frame_closes_only_its_client(upstream, sluice):
 
 
 def test_upstream_killed_mid_pipeline_fails_only_its_requests_then_recovers(upstream, sluice):
-    up = upstream(mode="delay", delay_ms=2000)
+    a = upstream(mode="delay", delay_ms=1500)
+    b = upstream(mode="delay", delay_ms=1500)
     port = free_port()
-    p = sluice(config(port, up.port, pool="min_idle: 1, max_connections: 2"))
-    wait_port(port)
-    victim = socket.create_connection(("127.0.0.1", port), timeout=5)
-    victim.sendall(b"a\nb\nc\n")
-    time.sleep(0.3)  # the requests are on the upstream connection, unanswered
-    up.proc.p.kill()
-    up.proc.p.wait()
-    took = wait_closed(victim, 5)
-    assert took is not None and took < 2, "the client of a broken upstream connection must be closed at once"
-    victim.close()
-    up2 = upstream(port=up.port)  # the server comes back on the same port
+    p = sluice(config(port, a.port, servers=[a.port, b.port],
+                      pool="min_idle: 0, max_connections: 1, max_pipeline: 1"))
+    first = socket.create_connection(("127.0.0.1", port), timeout=5)
+    first.sendall(b"to-a\n")  # round robin: the first request goes to a
+    time.sleep(0.2)
+    second = socket.create_connection(("127.0.0.1", port), timeout=5)
+    second.sendall(b"to-b\n")  # ... and the next to b
+    time.sleep(0.3)
+    a.proc.p.kill()
+    a.proc.p.wait()
+    took = wait_closed(first, 5)
+    assert took is not None and took < 1, "the client of the broken connection must be closed at once"
+    second.settimeout(5)
+    assert second.recv(10) == b"to-b\n"  # the other connection's request was not touched
+    second.close()
+    first.close()
+    a2 = upstream(port=a.port)  # a comes back on the same port
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            if lines_roundtrip(port, b"again\n", timeout=3) == b"again\n":
-                break
-        except OSError:
-            pass
+    while sum(1 for i in range(4) if lines_roundtrip(port, b"again%d\n" % i, timeout=3) ==
+              b"again%d\n" % i) < 4:
         assert time.monotonic() < deadline, "the pool did not recover"
         time.sleep(0.2)
-    assert up2.stats()["opened"] >= 1
+    assert a2.stats()["opened"] >= 1
     assert p.stop() == 0
     assert stats_sum(p, "listener", "upstream_failures") == 1
+
+
+def test_orphaned_reply_is_read_and_dropped(upstream, sluice):
+    """A client that leaves with a request in flight: its reply is read off the shared
+    connection and dropped, so the next client's reply is its own."""
+    up = upstream(mode="delay", delay_ms=300)
+    port = free_port()
+    p = sluice(config(port, up.port, pool="min_idle: 1, max_connections: 1, max_pipeline: 8"))
+    gone = socket.create_connection(("127.0.0.1", port), timeout=5)
+    gone.sendall(b"orphan\n")
+    time.sleep(0.05)
+    gone.close()  # leaves with its request on the upstream connection
+    stays = socket.create_connection(("127.0.0.1", port), timeout=5)
+    stays.sendall(b"mine\n")
+    stays.settimeout(5)
+    assert stays.recv(100) == b"mine\n"
+    stays.close()
+    assert up.stats()["opened"] == 1  # one connection carried both, and stayed in sync
+    assert p.stop() == 0
+    assert stats_sum(p, "cluster", "responses") == 2
 
 
 def test_silent_upstream_trips_read_deadline_within_10_percent(upstream, sluice):
@@ -357,10 +380,11 @@ def test_emfile_does_not_spin(upstream, sluice):
     assert stats_sum(p, "listener", "accept_errors") >= 1
 
 
-def test_raw_relays_both_ways_and_propagates_fin(upstream, sluice):
+@pytest.mark.parametrize("min_idle", [1, 0])  # a warm lease, and a lease that connects
+def test_raw_relays_both_ways_and_propagates_fin(upstream, sluice, min_idle):
     up = upstream()
     port = free_port()
-    p = sluice(config(port, up.port, codec="raw", pool="min_idle: 1"))  # listening once it serves
+    p = sluice(config(port, up.port, codec="raw", pool="min_idle: %d" % min_idle))
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     payload = b"".join(b"raw line %d\n" % i for i in range(2000))
     s.sendall(payload)
@@ -607,3 +631,26 @@ def test_late_loop_turn_does_not_turn_a_ready_reply_into_a_timeout(upstream, slu
     s.close()
     assert p.stop() == 0
     assert stats_sum(p, "cluster", "failed_timeout") == 0
+
+
+def test_raw_backpressure_does_not_spin(upstream, sluice):
+    """An upstream that stops reading: sluice stops reading the client, without burning CPU."""
+    up = upstream(mode="stall")
+    port = free_port()
+    p = sluice(config(port, up.port, codec="raw", pool="min_idle: 1"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each send its own segment
+    s.setblocking(False)
+    start = cpu_seconds(p.p.pid)
+    deadline = time.monotonic() + 2
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(b"x" * 100)  # small segments fill a pipe by slots, not bytes
+        except BlockingIOError:
+            time.sleep(0.005)
+    used = cpu_seconds(p.p.pid) - start
+    s.close()
+    assert sent > 0
+    assert used < 0.4, "sluice used %.2fs of CPU in 2s on a stalled relay" % used
+    assert p.stop() == 0

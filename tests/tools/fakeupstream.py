@@ -11,6 +11,7 @@ length prefix), and answers each frame according to --mode:
   rst        answer --after frames, then reset the connection (SO_LINGER 0)
   garbage    answer with bytes the codec cannot frame (a length header over any limit)
   hangup     accept, then close at once
+  stall      accept, never read (the sender's buffers fill up)
 
 It prints "ready PORT" on stdout once listening, and keeps --stats FILE up to
 date (JSON: connections opened, open now, most open at once, frames seen),
@@ -68,6 +69,9 @@ async def serve(reader, writer, args, stats):
     try:
         if args.mode == "hangup":
             return
+        if args.mode == "stall":
+            await asyncio.sleep(args.lifetime)
+            return
         if args.mode == "echo":  # no fault to inject: echo bytes as they come, fast
             while True:
                 data = await reader.read(1 << 16)
@@ -117,7 +121,7 @@ async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--framing", choices=["line", "length2", "length4"], default="line")
-    p.add_argument("--mode", choices=["echo", "delay", "silent", "close", "rst", "garbage", "hangup"], default="echo")
+    p.add_argument("--mode", choices=["echo", "delay", "silent", "close", "rst", "garbage", "hangup", "stall"], default="echo")
     p.add_argument("--delay-ms", type=int, default=100)
     p.add_argument("--after", type=int, default=0)
     p.add_argument("--stats", default="")
