@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  gcc make cmake pkg-config
+  build-essential cmake pkg-config iproute2
   libevent-dev libssl-dev libyaml-dev libcmocka-dev
   # tests
   python3 python3-pytest python3-yaml memcached socat dnsmasq-base
