@@ -444,8 +444,8 @@ lerr(struct load *ld, struct lclient *c, const char *what)
 {
     ld->errors++;
     if (ld->firsterr[0] == '\0') {
-        snprintf(ld->firsterr, sizeof(ld->firsterr), "client %u: %s after %u replies", c->id,
-                 what, c->recv);
+        snprintf(ld->firsterr, sizeof(ld->firsterr), "client %u: %s after %u replies", c->id, what,
+                 c->recv);
     }
     if (!c->dead) {
         c->dead = 1;
