@@ -194,3 +194,17 @@ def test_install_layout(tmp_path):
     assert installed.read_text() == open(os.path.join(SOURCE_DIR, "config", "sluice.yaml")).read()
     r = run([str(tmp_path / "bin" / "sluice"), "-t", "-c", str(installed)])
     assert r.returncode == 0, r.stderr
+
+
+def test_bind_failure_exits_1_naming_the_address(sluice_bin, write_config):
+    import socket
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)  # without SO_REUSEPORT: sluice's bind must fail
+    port = held.getsockname()[1]
+    r = run([sluice_bin, "-c", write_config(minimal_config(port))], timeout=10)
+    held.close()
+    assert r.returncode == 1
+    assert "cannot listen on 127.0.0.1:%d: Address already in use" % port in r.stderr
+    assert "start failed" in r.stderr
