@@ -146,6 +146,9 @@ on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
     r->order = callbacks++;
 }
 
+static struct pool_req *cancel_in_failure; /* a request the next failure callback withdraws */
+static int cancel_in_failure_rc;
+
 static void
 on_failure(struct pool_req *pr, enum pool_result result)
 {
@@ -153,6 +156,10 @@ on_failure(struct pool_req *pr, enum pool_result result)
 
     r->result = (int)result;
     r->order = callbacks++;
+    if (cancel_in_failure != NULL) { /* as a session does when it closes on a failure */
+        cancel_in_failure_rc = pool_cancel(cancel_in_failure);
+        cancel_in_failure = NULL;
+    }
 }
 
 static void
@@ -531,6 +538,69 @@ test_max_requests_retires_connections(void **state)
     teardown_cluster(f, c);
 }
 
+static void
+test_cancel_queued_request(void **state)
+{
+    struct fixture *f = setup_cluster(1, 1, 10, 2000);
+    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &handler);
+    struct req reqs[3];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 3; i++) {
+        req_init(&reqs[i], "q\n");
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
+    }
+    assert_int_equal(pool_cluster_stats(c)->queue_depth, 2);
+    assert_int_equal(pool_cancel(&reqs[1].pr), 0); /* queued: withdrawn at once */
+    assert_int_equal(pool_cluster_stats(c)->queue_depth, 1);
+    run_until_done(f->base, reqs, 1);
+    run_until_done(f->base, &reqs[2], 1);
+    assert_int_equal(reqs[0].result, POOL_OK);
+    assert_int_equal(reqs[2].result, POOL_OK);
+    assert_int_equal(reqs[1].result, -1); /* never called back */
+    assert_int_equal(callbacks, 2);
+    free_reqs(reqs, 3);
+    teardown_cluster(f, c);
+}
+
+static void
+test_cancel_from_inside_a_failure_callback(void **state)
+{
+    struct fixture *f = setup_cluster(1, 8, 10, 2000);
+    struct sockaddr_in dead;
+    socklen_t len = sizeof(dead);
+    struct pool_cluster *c;
+    struct req reqs[3];
+    int fd, i;
+
+    (void)state;
+    fd = socket(AF_INET, SOCK_STREAM, 0); /* a port just freed: connecting is refused */
+    memset(&dead, 0, sizeof(dead));
+    dead.sin_family = AF_INET;
+    dead.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&dead, sizeof(dead)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&dead, &len), 0);
+    close(fd);
+    memcpy(&f->addrs[0], &dead, sizeof(dead));
+    f->lens[0] = sizeof(dead);
+    f->cfg.retries = 0;
+    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &handler);
+    for (i = 0; i < 3; i++) { /* all three wait on the one connecting connection */
+        req_init(&reqs[i], "x\n");
+        assert_int_equal(submit(c, &reqs[i]), POOL_OK);
+    }
+    cancel_in_failure = &reqs[1].pr; /* the first failure withdraws the second request */
+    run_for(f->base, 300);
+    assert_int_equal(reqs[0].result, POOL_CONNECT_FAILED);
+    assert_int_equal(cancel_in_failure_rc, 0);
+    assert_int_equal(reqs[1].result, -1); /* withdrawn from the failing list: no callback */
+    assert_int_equal(reqs[2].result, POOL_CONNECT_FAILED);
+    assert_int_equal(callbacks, 2);
+    free_reqs(reqs, 3);
+    teardown_cluster(f, c);
+}
+
 /* ---- balancers, on a cluster with servers but no connections ---- */
 
 struct bal {
@@ -657,6 +727,8 @@ main(void)
         cmocka_unit_test(test_cancel_unwritten_request),
         cmocka_unit_test(test_min_idle_and_max_lifetime),
         cmocka_unit_test(test_max_requests_retires_connections),
+        cmocka_unit_test(test_cancel_queued_request),
+        cmocka_unit_test(test_cancel_from_inside_a_failure_callback),
         cmocka_unit_test(test_round_robin_is_smooth_and_weighted),
         cmocka_unit_test(test_random_follows_weights),
         cmocka_unit_test(test_least_request_avoids_the_loaded),
