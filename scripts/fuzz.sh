@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-20}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(fuzz_line fuzz_length fuzz_reframe)
+targets=(fuzz_line fuzz_length fuzz_reframe fuzz_resp)
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON \
   -DBUILD_TESTING=OFF >/dev/null

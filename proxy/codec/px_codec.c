@@ -1,12 +1,15 @@
 /*
- * Codecs: where the first frame in a buffer ends (raw, line, length), and
- * re-framing one frame's payload between line and length.
+ * Codecs: where the first frame in a buffer ends (raw, line, length; resp is
+ * in px_codec_resp.c), and re-framing one frame's payload between line and
+ * length.
  *
  * Nothing here copies payload. line searches the buffer in place, length
  * copies out only its length field, and re-framing moves payload between
  * evbuffers; only a length header is built in memory.
  */
 #include "proxy/codec/px_codec.h"
+
+#include "proxy/codec/px_codec_resp.h"
 
 #include <event2/buffer.h>
 
@@ -209,6 +212,7 @@ px_codec_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_fra
     case CFG_CODEC_LENGTH:
         return frame_length(codec, in, why);
     case CFG_CODEC_RESP:
+        return px_resp_frame(codec, in, st, why);
     case CFG_CODEC_HTTP:
         return fail(why, R_NOT_IMPLEMENTED);
     }

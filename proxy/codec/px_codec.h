@@ -20,7 +20,8 @@ struct evbuffer;
 
 /* Per-connection decoder state; zero it for a new stream and after each frame. */
 struct px_frame_state {
-    size_t scanned; /* line: bytes already searched for the delimiter */
+    /* line: bytes already searched for the delimiter; resp: least bytes the frame needs */
+    size_t scanned;
 };
 
 /*
@@ -31,8 +32,9 @@ struct px_frame_state {
  * within them (no later line could fit), and resumes its search where the
  * last call stopped; it zeroes st itself when it returns a frame. length
  * fails as soon as the header is buffered if value + adjust is negative or
- * overflows, or the frame would exceed max_frame. resp and http are not
- * implemented yet: they always fail.
+ * overflows, or the frame would exceed max_frame. resp frames one RESP2/RESP3
+ * value, nested, or an inline command line (px_codec_resp.c says how). http is
+ * not implemented yet: it always fails.
  */
 ssize_t px_codec_frame(const struct cfg_codec *codec, struct evbuffer *in,
                        struct px_frame_state *st, const char **why);

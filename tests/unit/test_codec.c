@@ -643,8 +643,8 @@ static const struct answer_case length_little_too_long = {
 static const struct answer_case length_bad_field_size = {
     LENGTH(0, 5, BIG, 0, 1024), B("\x00\x00\x00\x00\x01x"), PX_ERROR, 1,
     "length field must be 1, 2, 3, 4 or 8 bytes"};
-static const struct answer_case resp_not_implemented = {PLAIN(RESP), B("+OK\r\n"), PX_ERROR, 1,
-                                                        "codec not implemented"};
+/* resp frames now (test_codec_resp.c has its cases): a whole simple string, once it ends */
+static const struct answer_case resp_simple_string = {PLAIN(RESP), B("+OK\r\n"), 5, 5, NULL};
 static const struct answer_case http_not_implemented = {PLAIN(HTTP), B("GET / HTTP/1.1\r\n\r\n"),
                                                         PX_ERROR, 1, "codec not implemented"};
 
@@ -751,7 +751,7 @@ assert_one_frame(const struct cfg_codec *to, const struct reframed *r)
     const char *why = NULL;
     struct evbuffer *in;
 
-    if (to->type == CFG_CODEC_RESP || to->type == CFG_CODEC_HTTP) {
+    if (to->type == CFG_CODEC_HTTP) {
         return; /* not implemented yet */
     }
     in = evbuffer_new();
@@ -968,7 +968,7 @@ main(void)
         ANSWER(length_int64_max_too_long),
         ANSWER(length_little_too_long),
         ANSWER(length_bad_field_size),
-        ANSWER(resp_not_implemented),
+        ANSWER(resp_simple_string),
         ANSWER(http_not_implemented),
         cmocka_unit_test(test_length_exactly_max_frame),
         cmocka_unit_test(test_line_delimiter_past_max_frame_in_one_read),
