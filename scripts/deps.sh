@@ -9,6 +9,7 @@ PACKAGES=(
   libevent-dev libssl-dev libyaml-dev libcmocka-dev
   # tests
   python3 python3-pytest python3-yaml memcached socat dnsmasq-base
+  redis-server nutcracker python3-redis
   # fuzzing: clang only recommends libclang-rt-14-dev, which holds libFuzzer
   clang libclang-rt-14-dev
 )
