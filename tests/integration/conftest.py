@@ -15,11 +15,37 @@ SOURCE_DIR = os.environ.get(
 )
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A port the kernel just handed out on 127.0.0.1 (bound and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port the kernel just handed out on 127.0.0.1 (bound and released), never one this
+    run handed out before: the kernel may offer a released port again, and a test that asks
+    for several must get distinct ones."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no fresh port after 1000 tries")
+
+
+def free_ports(n):
+    """n distinct ports: all bound at once before any is released (free_port() twice can repeat)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        ports = [s.getsockname()[1] for s in socks]
+        _handed_out.update(ports)
+        return ports
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Proc:

@@ -17,7 +17,7 @@ import hashlib
 
 import pytest
 
-from conftest import free_port, wait_port
+from conftest import free_ports, wait_port
 
 import redis  # python3-redis, installed by scripts/deps.sh like every server these tests use
 
@@ -302,7 +302,11 @@ def cluster(tmp_path_factory):
     try:
         # listed against twemproxy's own order (by name length, then bytes), which
         # decides modula's slots: the check fails if hashplace does not re-sort
-        ports = sorted((free_port() for _ in WEIGHTS), key=lambda p: (len(str(p)), str(p)), reverse=True)
+        # distinct ports for the servers, the pools and nutcracker's stats: twemproxy refuses a
+        # config that repeats one, and free_port() called again and again may hand one out twice
+        spare = free_ports(len(WEIGHTS) + 40)
+        ports = sorted(spare[:len(WEIGHTS)], key=lambda p: (len(str(p)), str(p)), reverse=True)
+        spare = spare[len(WEIGHTS):]
         for i, port in enumerate(ports):
             started.append(subprocess.Popen(
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -318,8 +322,9 @@ def cluster(tmp_path_factory):
                   ("ketama", "fnv1a_64", True, (10, 1, 100)), ("modula", "fnv1a_64", False, (3, 5, 7)),
                   ("ketama", "crc16", False, (1, 1, 1))]
         yaml, listen = [], []
+        assert len(pools) < len(spare)
         for n, (dist, h, named, weights) in enumerate(pools):
-            port = free_port()
+            port = spare[n]
             listen.append(port)
             yaml += ["p%d:" % n, "  listen: 127.0.0.1:%d" % port, "  redis: true",
                      "  distribution: %s" % dist, "  hash: %s" % h, '  hash_tag: "{}"',
@@ -331,7 +336,7 @@ def cluster(tmp_path_factory):
         check = subprocess.run(["nutcracker", "-t", "-c", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         started.append(subprocess.Popen(
-            ["nutcracker", "-c", str(conf), "-s", str(free_port()), "-a", "127.0.0.1",
+            ["nutcracker", "-c", str(conf), "-s", str(spare[-1]), "-a", "127.0.0.1",
              "-o", str(tmp / "nutcracker.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in listen:
