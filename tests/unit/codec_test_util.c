@@ -243,3 +243,19 @@ test_stream(void **state)
     s.error = c->error;
     check_splits(&c->codec, &s);
 }
+
+void
+test_answer(void **state)
+{
+    const struct answer_case *c = *state;
+    const char *why = NULL;
+    size_t fed;
+
+    assert_int_equal(trickle(&c->codec, c->in.p, c->in.n, &fed, &why), c->answer);
+    assert_int_equal(fed, c->fed);
+    if (c->why != NULL) {
+        assert_string_equal(why, c->why);
+    } else {
+        assert_null(why);
+    }
+}

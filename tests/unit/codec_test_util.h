@@ -81,4 +81,15 @@ ssize_t at_once(const struct cfg_codec *codec, const void *p, size_t n, struct p
                 const char **why);
 void test_stream(void **state);
 
+/* An answer to input fed one byte at a time: what, and at which byte. */
+struct answer_case {
+    struct cfg_codec codec;
+    struct bytes in;
+    ssize_t answer;  /* the first one that is not PX_AGAIN, or PX_AGAIN */
+    size_t fed;      /* bytes fed when it came */
+    const char *why; /* with PX_ERROR */
+};
+
+void test_answer(void **state);
+
 #endif

@@ -299,30 +299,6 @@ test_resp_wide_array(void **state)
 
 /* ---- table 2: answers to input fed one byte at a time ---- */
 
-struct answer_case {
-    struct cfg_codec codec;
-    struct bytes in;
-    ssize_t answer;  /* the first one that is not PX_AGAIN, or PX_AGAIN */
-    size_t fed;      /* bytes fed when it came */
-    const char *why; /* with PX_ERROR */
-};
-
-static void
-test_answer(void **state)
-{
-    const struct answer_case *c = *state;
-    const char *why = NULL;
-    size_t fed;
-
-    assert_int_equal(trickle(&c->codec, c->in.p, c->in.n, &fed, &why), c->answer);
-    assert_int_equal(fed, c->fed);
-    if (c->why != NULL) {
-        assert_string_equal(why, c->why);
-    } else {
-        assert_null(why);
-    }
-}
-
 #define ERR(max, text, at, reason)                                                                 \
     {                                                                                              \
         RESP(max), B(text), PX_ERROR, at, reason                                                   \

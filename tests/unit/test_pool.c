@@ -287,6 +287,22 @@ free_reqs(struct req *reqs, int n)
     }
 }
 
+/* A loopback address whose port was just free: connecting to it is refused. */
+static void
+refused_addr(struct sockaddr_in *dead)
+{
+    socklen_t len = sizeof(*dead);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd != -1);
+    memset(dead, 0, sizeof(*dead));
+    dead->sin_family = AF_INET;
+    dead->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)dead, sizeof(*dead)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)dead, &len), 0);
+    close(fd);
+}
+
 /* ---- tests ---- */
 
 static void
@@ -442,18 +458,9 @@ test_connect_failure_retries_on_another_server(void **state)
     struct sockaddr_in dead;
     struct pool_cluster *c;
     struct req r;
-    socklen_t len = sizeof(dead);
-    int fd;
 
     (void)state;
-    /* a port that was just free: connections to it are refused */
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&dead, 0, sizeof(dead));
-    dead.sin_family = AF_INET;
-    dead.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&dead, sizeof(dead)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&dead, &len), 0);
-    close(fd);
+    refused_addr(&dead);
     memcpy(&f->addrs[1], &f->addrs[0], sizeof(f->addrs[0]));
     f->lens[1] = f->lens[0];
     memcpy(&f->addrs[0], &dead, sizeof(dead));
@@ -569,19 +576,12 @@ test_cancel_from_inside_a_failure_callback(void **state)
 {
     struct fixture *f = setup_cluster(1, 8, 10, 2000);
     struct sockaddr_in dead;
-    socklen_t len = sizeof(dead);
     struct pool_cluster *c;
     struct req reqs[3];
-    int fd, i;
+    int i;
 
     (void)state;
-    fd = socket(AF_INET, SOCK_STREAM, 0); /* a port just freed: connecting is refused */
-    memset(&dead, 0, sizeof(dead));
-    dead.sin_family = AF_INET;
-    dead.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&dead, sizeof(dead)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&dead, &len), 0);
-    close(fd);
+    refused_addr(&dead);
     memcpy(&f->addrs[0], &dead, sizeof(dead));
     f->lens[0] = sizeof(dead);
     f->cfg.retries = 0;
