@@ -56,6 +56,34 @@ enum cfg_balance {
     CFG_BALANCE_HASH,
 };
 
+/* twemproxy's hash functions, in pool/pool_hash.h's order. */
+enum cfg_hash_fn {
+    CFG_HASH_ONE_AT_A_TIME,
+    CFG_HASH_MD5,
+    CFG_HASH_CRC16,
+    CFG_HASH_CRC32,
+    CFG_HASH_CRC32A,
+    CFG_HASH_FNV1_64,
+    CFG_HASH_FNV1A_64,
+    CFG_HASH_FNV1_32,
+    CFG_HASH_FNV1A_32,
+    CFG_HASH_HSIEH,
+    CFG_HASH_MURMUR,
+    CFG_HASH_JENKINS,
+};
+
+enum cfg_distribution {
+    CFG_DIST_KETAMA,
+    CFG_DIST_MODULA,
+    CFG_DIST_RANDOM,
+};
+
+/* What a RESP listener does with commands that carry connection state. */
+enum cfg_stateful {
+    CFG_STATEFUL_PIN,    /* give the client an upstream connection of its own */
+    CFG_STATEFUL_REJECT, /* answer -ERR */
+};
+
 enum cfg_addr_kind {
     CFG_ADDR_ANY,  /* "*": every local address, IPv4 and IPv6 */
     CFG_ADDR_IPV4, /* sa holds the parsed address */
@@ -110,6 +138,21 @@ struct cfg_tls_server {
     char *key;
 };
 
+/* A password, written inline or read from a file when the config loads. */
+struct cfg_resp_auth {
+    bool enabled;
+    char *username;           /* NULL: the default user */
+    struct cfg_bytes password; /* from password or the contents of password_file */
+    char *password_file;
+};
+
+/* Listener side of the resp codec (present only with codec resp). */
+struct cfg_resp_listener {
+    bool enabled;
+    enum cfg_stateful stateful;
+    struct cfg_resp_auth auth; /* clients must AUTH at sluice */
+};
+
 struct cfg_listener {
     char *name;
     struct cfg_addr bind;
@@ -121,10 +164,12 @@ struct cfg_listener {
     uint32_t backlog;
     struct cfg_listener_timeouts timeouts;
     struct cfg_tls_server tls;
+    struct cfg_resp_listener resp;
 };
 
 struct cfg_server {
     struct cfg_addr address;
+    char *name; /* NULL: none; ketama places keys by it (twemproxy's server name) */
     uint32_t weight;
 };
 
@@ -140,6 +185,7 @@ struct cfg_pool {
     uint64_t idle_timeout_ms;
     uint64_t max_lifetime_ms;
     uint64_t max_requests;
+    uint32_t max_pinned;
     struct cfg_queue queue;
 };
 
@@ -179,10 +225,22 @@ struct cfg_tls_client {
     char *sni;
 };
 
+/* Upstream side of the resp codec: sent on every new upstream connection. */
+struct cfg_resp_upstream {
+    bool enabled;
+    char *username;           /* NULL: the default user */
+    struct cfg_bytes password; /* ptr NULL: no AUTH */
+    char *password_file;
+    uint32_t db; /* 0: no SELECT */
+};
+
 struct cfg_cluster {
     char *name;
     struct cfg_codec codec;
     enum cfg_balance balance;
+    enum cfg_hash_fn hash;             /* balance hash */
+    enum cfg_distribution distribution; /* balance hash */
+    struct cfg_bytes hash_tag;         /* balance hash: "" or two characters */
     uint32_t retries;
     struct cfg_server *servers;
     size_t nservers;
@@ -190,6 +248,7 @@ struct cfg_cluster {
     struct cfg_cluster_timeouts timeouts;
     struct cfg_health health;
     struct cfg_tls_client tls;
+    struct cfg_resp_upstream resp;
 };
 
 struct cfg_udp {
@@ -236,6 +295,8 @@ bool cfg_codec_equal(const struct cfg_codec *a, const struct cfg_codec *b);
 /* Name tables for logs and dumps. */
 const char *cfg_codec_name(enum cfg_codec_type type);
 const char *cfg_balance_name(enum cfg_balance balance);
+const char *cfg_hash_fn_name(enum cfg_hash_fn fn);
+const char *cfg_distribution_name(enum cfg_distribution dist);
 const char *cfg_log_level_name(enum cfg_log_level level);
 
 /* Diagnostics: a list of error messages filled by the loader. */

@@ -1,9 +1,11 @@
 #include "cfg_check.h"
 #include "cfg.h"
+#include "cfg_arena.h"
 #include "cfg_diag.h"
 #include "cfg_node.h"
 #include "cfg_value.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -292,6 +294,138 @@ check_cluster(struct ck *ck, size_t i)
                 break;
             }
         }
+        for (t = 0; t < s && c->servers[s].name != NULL; t++) {
+            if (c->servers[t].name != NULL && strcmp(c->servers[s].name, c->servers[t].name) == 0) {
+                const struct cfg_node *srv = nth(cfg_node_get(node, "servers"), s);
+
+                err_at(ck, under(srv != NULL ? srv : node, "name"),
+                       "clusters[%zu].servers[%zu].name: '%s' is taken by servers[%zu]", i, s,
+                       c->servers[s].name, t);
+                break;
+            }
+        }
+    }
+}
+
+/* Read a secret from path into out (one trailing newline dropped); complain at node. */
+static void
+read_secret(struct ck *ck, const struct cfg_node *node, const char *what, const char *path,
+            struct cfg_bytes *out)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL) {
+        err_at(ck, node, "%s: cannot read '%s': %s", what, path, strerror(errno));
+        return;
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    if (ferror(f) || !feof(f)) {
+        err_at(ck, node, "%s: '%s' is unreadable or longer than %zu bytes", what, path,
+               sizeof(buf) - 1);
+        fclose(f);
+        return;
+    }
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+    }
+    if (n > 0 && buf[n - 1] == '\r') {
+        n--;
+    }
+    if (n == 0) {
+        err_at(ck, node, "%s: '%s' is empty", what, path);
+        return;
+    }
+    out->ptr = cfg_arena_strndup(ck->cfg->arena, buf, n);
+    out->len = n;
+}
+
+/* password xor password_file; the file's contents become the password. */
+static void
+check_password(struct ck *ck, const struct cfg_node *node, const char *path, const char *username,
+               struct cfg_bytes *password, const char *password_file, bool required)
+{
+    char what[128];
+
+    snprintf(what, sizeof(what), "%s.password_file", path);
+    if (password->ptr != NULL && password_file != NULL) {
+        err_at(ck, under(node, "password_file"), "%s: give password or password_file, not both",
+               what);
+        return;
+    }
+    if (password_file != NULL) {
+        read_secret(ck, under(node, "password_file"), what, password_file, password);
+        return;
+    }
+    if (password->ptr != NULL && password->len == 0) {
+        err_at(ck, under(node, "password"), "%s.password: empty", path);
+    } else if (password->ptr == NULL && (required || username != NULL)) {
+        err_at(ck, node, "%s: expected password or password_file%s", path,
+               username != NULL ? " with username" : "");
+    }
+}
+
+static const char *const hash_only_keys[] = {"hash", "distribution", "hash_tag"};
+
+/* The resp blocks belong to resp codecs; balance hash needs keys, which only resp has. */
+static void
+check_resp(struct ck *ck)
+{
+    struct cfg *cfg = ck->cfg;
+    char path[64];
+    size_t i, k;
+
+    for (i = 0; i < cfg->nlisteners; i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        const struct cfg_node *node = at(ck, "listeners", i, "resp");
+
+        if (!l->resp.enabled) {
+            continue;
+        }
+        if (l->codec.type != CFG_CODEC_RESP) {
+            err_at(ck, node, "listeners[%zu].resp: only for codec resp (this listener is %s)", i,
+                   cfg_codec_name(l->codec.type));
+        }
+        if (l->resp.auth.enabled) {
+            snprintf(path, sizeof(path), "listeners[%zu].resp.auth", i);
+            check_password(ck, under(node, "auth"), path, l->resp.auth.username,
+                           &l->resp.auth.password, l->resp.auth.password_file, true);
+        }
+    }
+    for (i = 0; i < cfg->nclusters; i++) {
+        struct cfg_cluster *c = &cfg->clusters[i];
+        const struct cfg_node *node = at(ck, "clusters", i, NULL);
+        bool resp = c->codec.set && c->codec.type == CFG_CODEC_RESP;
+
+        if (c->resp.enabled) {
+            if (!resp && c->codec.set) {
+                err_at(ck, under(node, "resp"), "clusters[%zu].resp: only for codec resp (this "
+                       "cluster is %s)", i, cfg_codec_name(c->codec.type));
+            }
+            snprintf(path, sizeof(path), "clusters[%zu].resp", i);
+            check_password(ck, under(node, "resp"), path, c->resp.username, &c->resp.password,
+                           c->resp.password_file, false);
+        }
+        for (k = 0; k < sizeof(hash_only_keys) / sizeof(hash_only_keys[0]); k++) {
+            const struct cfg_node *key = cfg_node_get(node, hash_only_keys[k]);
+
+            if (key != NULL && c->balance != CFG_BALANCE_HASH) {
+                err_at(ck, key, "clusters[%zu].%s: only used with balance: hash (balance is %s)",
+                       i, hash_only_keys[k], cfg_balance_name(c->balance));
+            }
+        }
+        if (c->hash_tag.ptr != NULL && c->hash_tag.len != 2) {
+            err_at(ck, under(node, "hash_tag"),
+                   "clusters[%zu].hash_tag: expected two characters, such as \"{}\"", i);
+        }
+        if (c->balance == CFG_BALANCE_HASH && c->codec.set && !resp) {
+            err_at(ck, under(node, "balance"),
+                   "clusters[%zu].balance: hash needs keys, which only codec resp finds (this "
+                   "cluster is %s)",
+                   i, cfg_codec_name(c->codec.type));
+        }
     }
 }
 
@@ -327,6 +461,7 @@ cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
     }
     check_binds(&ck);
     check_codecs(&ck);
+    check_resp(&ck);
     for (i = 0; i < cfg->nclusters; i++) {
         check_cluster(&ck, i);
     }

@@ -32,6 +32,18 @@ cfg_codec_name(enum cfg_codec_type type)
     return enum_name(cfg_codec_enum, (int)type);
 }
 
+const char *
+cfg_hash_fn_name(enum cfg_hash_fn fn)
+{
+    return enum_name(cfg_hash_enum, (int)fn);
+}
+
+const char *
+cfg_distribution_name(enum cfg_distribution dist)
+{
+    return enum_name(cfg_distribution_enum, (int)dist);
+}
+
 bool
 cfg_codec_equal(const struct cfg_codec *a, const struct cfg_codec *b)
 {
@@ -239,6 +251,10 @@ dump_key(struct out *o, const struct cfg_key *k, const void *base, int indent)
     size_t len, i, n;
     bool quote;
 
+    if ((k->flags & CFG_F_HASH_ONLY) &&
+        ((const struct cfg_cluster *)base)->balance != CFG_BALANCE_HASH) {
+        return; /* loading it back would be an error: it means nothing here */
+    }
     switch (k->kind) {
     case CFG_K_CODEC: {
         const struct cfg_codec *c = p;

@@ -68,6 +68,35 @@ static const struct cfg_enum balance_enum[] = {
     {NULL, 0},
 };
 
+const struct cfg_enum cfg_hash_enum[] = {
+    {"one_at_a_time", CFG_HASH_ONE_AT_A_TIME},
+    {"md5", CFG_HASH_MD5},
+    {"crc16", CFG_HASH_CRC16},
+    {"crc32", CFG_HASH_CRC32},
+    {"crc32a", CFG_HASH_CRC32A},
+    {"fnv1_64", CFG_HASH_FNV1_64},
+    {"fnv1a_64", CFG_HASH_FNV1A_64},
+    {"fnv1_32", CFG_HASH_FNV1_32},
+    {"fnv1a_32", CFG_HASH_FNV1A_32},
+    {"hsieh", CFG_HASH_HSIEH},
+    {"murmur", CFG_HASH_MURMUR},
+    {"jenkins", CFG_HASH_JENKINS},
+    {NULL, 0},
+};
+
+const struct cfg_enum cfg_distribution_enum[] = {
+    {"ketama", CFG_DIST_KETAMA},
+    {"modula", CFG_DIST_MODULA},
+    {"random", CFG_DIST_RANDOM},
+    {NULL, 0},
+};
+
+static const struct cfg_enum stateful_enum[] = {
+    {"pin", CFG_STATEFUL_PIN},
+    {"reject", CFG_STATEFUL_REJECT},
+    {NULL, 0},
+};
+
 /* ---- log, admin ---- */
 
 static const struct cfg_key log_keys[] = {
@@ -189,6 +218,30 @@ static const struct cfg_key tls_server_keys[] = {
 };
 static TABLE(tls_server_table, "listeners[].tls", tls_server_keys);
 
+static const struct cfg_key resp_auth_keys[] = {
+    KIND(struct cfg_resp_auth, "username", CFG_K_NAME, username, 0,
+         "User clients must name in AUTH. Unset: AUTH with the password alone (or the user "
+         "default)."),
+    KIND(struct cfg_resp_auth, "password", CFG_K_BYTES, password, 0,
+         "Password clients must give in AUTH before any other command. Exactly one of password "
+         "and password_file."),
+    KIND(struct cfg_resp_auth, "password_file", CFG_K_PATH, password_file, 0,
+         "File holding the password (one trailing newline is ignored), read when the config "
+         "loads."),
+};
+static TABLE(resp_auth_table, "listeners[].resp.auth", resp_auth_keys);
+
+static const struct cfg_key resp_listener_keys[] = {
+    ENUM(struct cfg_resp_listener, "stateful", stateful, "pin", stateful_enum,
+         "Commands that carry connection state (SELECT to a non-zero db, AUTH, HELLO, CLIENT "
+         "SETNAME/REPLY/TRACKING, MULTI, WATCH, SUBSCRIBE, MONITOR, blocking commands): pin "
+         "moves the client onto an upstream connection of its own while the state lasts (RESET "
+         "cleans it before it returns to the pool); reject answers them with -ERR."),
+    BLOCK(struct cfg_resp_listener, "auth", CFG_K_OPTIONAL, auth, resp_auth_table,
+          "Clients authenticate at sluice (optional); AUTH is answered here, not forwarded."),
+};
+static TABLE(resp_listener_table, "listeners[].resp", resp_listener_keys);
+
 static const struct cfg_key listener_keys[] = {
     KIND(struct cfg_listener, "name", CFG_K_NAME, name, CFG_F_REQUIRED,
          "Unique name, used in logs and metric labels."),
@@ -208,6 +261,8 @@ static const struct cfg_key listener_keys[] = {
           "Client-side deadlines."),
     BLOCK(struct cfg_listener, "tls", CFG_K_OPTIONAL, tls, tls_server_table,
           "Terminate TLS from clients (optional)."),
+    BLOCK(struct cfg_listener, "resp", CFG_K_OPTIONAL, resp, resp_listener_table,
+          "Redis behaviour of a resp listener (optional; only with codec resp)."),
 };
 static TABLE(listener_table, "listeners[]", listener_keys);
 
@@ -216,6 +271,9 @@ static TABLE(listener_table, "listeners[]", listener_keys);
 static const struct cfg_key server_keys[] = {
     KIND(struct cfg_server, "address", CFG_K_ADDRESS, address, CFG_F_REQUIRED,
          "host:port or [ipv6]:port; a hostname is kept and resolved later."),
+    KIND(struct cfg_server, "name", CFG_K_NAME, name, 0,
+         "Name under which balance hash places keys (twemproxy's server name). Unset: "
+         "host:port as written, as twemproxy does."),
     U32(struct cfg_server, "weight", weight, "1", 1, 10000,
         "Relative share of requests under the weighted balancers."),
 };
@@ -248,6 +306,10 @@ static const struct cfg_key pool_keys[] = {
      .min = 0,
      .max = FOREVER,
      .doc = "Retire a connection after this many requests. 0 disables."},
+    U32(struct cfg_pool, "max_pinned", max_pinned, "64", 0, 65536,
+        "Connections per server per worker that may each be pinned to one client (resp "
+        "stateful commands); they do not count against max_connections. Past it such a "
+        "command is answered with -ERR. 0: none."),
     BLOCK(struct cfg_pool, "queue", CFG_K_BLOCK, queue, queue_table,
           "Requests waiting when every connection is busy and no more may open."),
 };
@@ -313,6 +375,20 @@ static const struct cfg_key tls_client_keys[] = {
 };
 static TABLE(tls_client_table, "clusters[].tls", tls_client_keys);
 
+static const struct cfg_key resp_upstream_keys[] = {
+    KIND(struct cfg_resp_upstream, "username", CFG_K_NAME, username, 0,
+         "User for AUTH on every new upstream connection (Redis 6 ACL). Needs a password."),
+    KIND(struct cfg_resp_upstream, "password", CFG_K_BYTES, password, 0,
+         "Password for AUTH on every new upstream connection. At most one of password and "
+         "password_file."),
+    KIND(struct cfg_resp_upstream, "password_file", CFG_K_PATH, password_file, 0,
+         "File holding that password (one trailing newline is ignored), read when the config "
+         "loads."),
+    U32(struct cfg_resp_upstream, "db", db, "0", 0, 1000000,
+        "Database selected on every new upstream connection; clients' keys land there."),
+};
+static TABLE(resp_upstream_table, "clusters[].resp", resp_upstream_keys);
+
 static const struct cfg_key cluster_keys[] = {
     KIND(struct cfg_cluster, "name", CFG_K_NAME, name, CFG_F_REQUIRED,
          "Unique name, used by listeners, logs and metric labels."),
@@ -323,7 +399,26 @@ static const struct cfg_key cluster_keys[] = {
          "with other parameters (another delimiter, another length layout)."),
     ENUM(struct cfg_cluster, "balance", balance, "round_robin", balance_enum,
          "round_robin (smooth weighted), least_request (power of two choices), random "
-         "(weighted) or hash."),
+         "(weighted) or hash (by key, twemproxy-compatible; resp codec)."),
+    {.name = "hash",
+     .kind = CFG_K_ENUM,
+     .off = offsetof(struct cfg_cluster, hash),
+     .def = "fnv1a_64",
+     .enums = cfg_hash_enum,
+     .flags = CFG_F_HASH_ONLY,
+     .doc = "balance hash: the key hash, by twemproxy's names: one_at_a_time, md5, crc16, "
+            "crc32, crc32a, fnv1_64, fnv1a_64, fnv1_32, fnv1a_32, hsieh, murmur or jenkins."},
+    {.name = "distribution",
+     .kind = CFG_K_ENUM,
+     .off = offsetof(struct cfg_cluster, distribution),
+     .def = "ketama",
+     .enums = cfg_distribution_enum,
+     .flags = CFG_F_HASH_ONLY,
+     .doc = "balance hash: ketama (consistent hashing by server name and weight), modula "
+            "(hash modulo the weighted servers) or random."},
+    KIND(struct cfg_cluster, "hash_tag", CFG_K_BYTES, hash_tag, CFG_F_HASH_ONLY,
+         "balance hash: two characters, such as \"{}\"; only the part of a key between them is "
+         "hashed, so related keys stay on one server. Unset: the whole key."),
     U32(struct cfg_cluster, "retries", retries, "1", 0, 10,
         "Re-dispatches of a request never written upstream, to another server when there is "
         "one."),
@@ -337,6 +432,8 @@ static const struct cfg_key cluster_keys[] = {
           "Active and passive health checking."),
     BLOCK(struct cfg_cluster, "tls", CFG_K_OPTIONAL, tls, tls_client_table,
           "Speak TLS to the upstreams (optional)."),
+    BLOCK(struct cfg_cluster, "resp", CFG_K_OPTIONAL, resp, resp_upstream_table,
+          "Redis upstream login and database (optional; only with codec resp)."),
 };
 static TABLE(cluster_table, "clusters[]", cluster_keys);
 

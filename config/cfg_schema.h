@@ -34,6 +34,7 @@ enum cfg_kind {
 };
 
 #define CFG_F_REQUIRED 0x1u
+#define CFG_F_HASH_ONLY 0x2u /* a struct cfg_cluster key that means something only with balance hash */
 
 struct cfg_enum {
     const char *name;
@@ -67,6 +68,8 @@ struct cfg_table {
 extern const struct cfg_table cfg_root_table;
 extern const struct cfg_table cfg_codec_table;
 extern const struct cfg_enum cfg_codec_enum[];
+extern const struct cfg_enum cfg_hash_enum[];
+extern const struct cfg_enum cfg_distribution_enum[];
 
 #define CFG_CODEC_BIT(t) (1u << (t))
 

@@ -998,6 +998,62 @@ test_load_file_directory(void **state)
     cfg_diag_free(diag);
 }
 
+/* ---- resp and hash ---- */
+
+#define RESP_LISTENER                                                                              \
+    "listeners:\n"                                                                                 \
+    "  - name: r\n"                                                                                \
+    "    bind: 127.0.0.1:7000\n"                                                                   \
+    "    codec: resp\n"                                                                            \
+    "    cluster: c\n"
+
+static void
+test_resp_block_needs_resp_codec(void **state)
+{
+    (void)state;
+    expect_error(LISTENER_A "    resp: { stateful: reject }\n" CLUSTER_C,
+                 "t.yaml:6:11: listeners[0].resp: only for codec resp (this listener is line)");
+    expect_error(LISTENER_A CLUSTER_C "    resp: { db: 3 }\n",
+                 "t.yaml:9:11: clusters[0].resp: only for codec resp (this cluster is line)");
+}
+
+static void
+test_resp_passwords(void **state)
+{
+    (void)state;
+    expect_error(RESP_LISTENER "    resp: { auth: { username: bob } }\n" CLUSTER_C,
+                 "t.yaml:6:19: listeners[0].resp.auth: expected password or password_file "
+                 "with username");
+    expect_error(RESP_LISTENER CLUSTER_C "    resp: { password: \"\" }\n",
+                 "t.yaml:9:23: clusters[0].resp.password: empty");
+    expect_error_has(RESP_LISTENER CLUSTER_C "    resp: { password: x, password_file: /etc/hostname }\n",
+                     "t.yaml:9:41: clusters[0].resp.password_file: ", "not both");
+}
+
+static void
+test_hash_keys_need_balance_hash(void **state)
+{
+    (void)state;
+    expect_error(RESP_LISTENER CLUSTER_C "    distribution: modula\n",
+                 "t.yaml:9:19: clusters[0].distribution: only used with balance: hash (balance "
+                 "is round_robin)");
+    expect_error(RESP_LISTENER CLUSTER_C "    balance: hash\n    hash_tag: \"{\"\n",
+                 "t.yaml:10:15: clusters[0].hash_tag: expected two characters, such as \"{}\"");
+    expect_error(LISTENER_A CLUSTER_C "    balance: hash\n",
+                 "t.yaml:9:14: clusters[0].balance: hash needs keys, which only codec resp finds "
+                 "(this cluster is line)");
+}
+
+static void
+test_duplicate_server_name(void **state)
+{
+    (void)state;
+    expect_error(RESP_LISTENER "clusters:\n  - name: c\n    servers:\n"
+                               "      - { address: 127.0.0.1:7001, name: s1 }\n"
+                               "      - { address: 127.0.0.1:7002, name: s1 }\n",
+                 "t.yaml:10:42: clusters[0].servers[1].name: 's1' is taken by servers[0]");
+}
+
 const struct CMUnitTest cfg_error_tests[] = {
     cmocka_unit_test(test_yaml_syntax_error),
     cmocka_unit_test(test_second_document),
@@ -1069,5 +1125,9 @@ const struct CMUnitTest cfg_error_tests[] = {
     cmocka_unit_test(test_too_many_errors),
     cmocka_unit_test(test_load_file_missing),
     cmocka_unit_test(test_load_file_directory),
+    cmocka_unit_test(test_resp_block_needs_resp_codec),
+    cmocka_unit_test(test_resp_passwords),
+    cmocka_unit_test(test_hash_keys_need_balance_hash),
+    cmocka_unit_test(test_duplicate_server_name),
 };
 const size_t cfg_error_tests_count = sizeof(cfg_error_tests) / sizeof(cfg_error_tests[0]);
