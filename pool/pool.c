@@ -3,6 +3,7 @@
  * retire, reconnect with backoff, dispatch and the wait queue.
  */
 #include "pool_internal.h"
+#include "pool_hash.h"
 #include "pool_io.h"
 
 #include <errno.h>
@@ -26,39 +27,6 @@
     1000 /* an idle connection the server closes this young counts as a failure */
 #define READ_CHUNK 65536
 
-enum conn_state {
-    CONN_CONNECTING,
-    CONN_READY,
-    CONN_RETIRING, /* takes no new requests; closes when its FIFO drains */
-};
-
-enum rev_mode {
-    REV_OFF,
-    REV_RESPONSE, /* a response is pending: the read deadline */
-    REV_IDLE,     /* nothing pending: idle_timeout and max_lifetime */
-};
-
-struct pool_conn {
-    TAILQ_ENTRY(pool_conn) link;
-    struct pool_server *server; /* borrowed */
-    int fd;                     /* owned */
-    uint8_t state;              /* enum conn_state */
-    uint8_t rev_mode;           /* enum rev_mode */
-    bool exclusive;             /* connecting for a lease; not in server->conns */
-    bool flush_queued;          /* wev activated for this turn: one write for the batch */
-    bool broken;                /* an event could not be armed: fail it from the loop */
-    int connect_errno;          /* an immediate connect() failure, reported from wev */
-    struct event rev;
-    struct event wev;
-    struct evbuffer *in;  /* owned */
-    struct evbuffer *out; /* owned */
-    struct pool_req_list fifo;
-    unsigned nfifo;
-    uint64_t born;
-    uint64_t nreq;
-    unsigned char fstate[POOL_FRAME_STATE_SIZE];
-};
-
 const char *const pool_result_str[POOL_RESULT_MAX] = {
     [POOL_OK] = "ok",
     [POOL_CONNECT_FAILED] = "connect failed",
@@ -68,13 +36,12 @@ const char *const pool_result_str[POOL_RESULT_MAX] = {
     [POOL_QUEUE_FULL] = "queue full",
     [POOL_QUEUE_TIMEOUT] = "queue timeout",
     [POOL_SHUTDOWN] = "shutting down",
+    [POOL_REFUSED] = "upstream refused the login",
+    [POOL_PIN_LIMIT] = "too many pinned clients",
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
-static void maintain(struct pool_server *s);
-static void drain_queue(struct pool_cluster *c, struct pool_conn *room);
-static void conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail);
 
 uint64_t
 pool_now_ms(void)
@@ -119,8 +86,8 @@ event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s
 }
 
 /* Back off from s: no new connection before an exponentially growing, capped delay. */
-static void
-server_failed(struct pool_server *s)
+void
+pool_server_failed(struct pool_server *s)
 {
     uint64_t backoff = (uint64_t)BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
 
@@ -145,20 +112,24 @@ conn_free(struct pool_conn *conn)
 }
 
 /* Take conn out of its server's list and the counts. */
-static void
-conn_detach(struct pool_conn *conn)
+void
+pool_conn_detach(struct pool_conn *conn)
 {
     struct pool_server *s = conn->server;
 
-    if (!conn->exclusive) {
+    if (conn->kind == CONN_SHARED) {
         TAILQ_REMOVE(&s->conns, conn, link);
         s->nconns--;
         s->cluster->stats.conns_active--;
+    } else if (conn->kind == CONN_PINNED) {
+        TAILQ_REMOVE(&s->pinned, conn, link);
+        s->npinned--;
+        s->cluster->stats.pinned--;
     }
 }
 
-static struct pool_conn *
-conn_open(struct pool_server *s, bool exclusive)
+struct pool_conn *
+pool_conn_open(struct pool_server *s, enum conn_kind kind)
 {
     struct pool_cluster *c = s->cluster;
     struct pool_conn *conn;
@@ -178,7 +149,7 @@ conn_open(struct pool_server *s, bool exclusive)
     }
     conn->server = s;
     conn->fd = fd;
-    conn->exclusive = exclusive;
+    conn->kind = (uint8_t)kind;
     conn->state = CONN_CONNECTING;
     conn->born = pool_now_ms();
     TAILQ_INIT(&conn->fifo);
@@ -199,7 +170,11 @@ conn_open(struct pool_server *s, bool exclusive)
         close(fd);
         return NULL;
     }
-    if (!exclusive) {
+    if (kind == CONN_PINNED) {
+        TAILQ_INSERT_TAIL(&s->pinned, conn, link);
+        s->npinned++;
+        c->stats.pinned++;
+    } else if (kind == CONN_SHARED) {
         TAILQ_INSERT_TAIL(&s->conns, conn, link);
         s->nconns++;
         c->stats.conns_active++;
@@ -212,32 +187,36 @@ conn_open(struct pool_server *s, bool exclusive)
 }
 
 /* Close a connection with nothing on it. */
-static void
-conn_close(struct pool_conn *conn)
+void
+pool_conn_close(struct pool_conn *conn)
 {
     struct pool_server *s = conn->server;
 
-    conn_detach(conn);
+    pool_conn_detach(conn);
     close(conn->fd);
     conn_free(conn);
     s->cluster->stats.conns_closed++;
-    maintain(s);
+    pool_maintain(s);
 }
 
 /* Arm the read event for what the connection is waiting for. */
-static void
-rev_arm(struct pool_conn *conn)
+void
+pool_conn_rev_arm(struct pool_conn *conn)
 {
     const struct cfg_cluster *cfg = conn->server->cluster->cfg;
-    enum rev_mode mode = conn->nfifo > 0 ? REV_RESPONSE : REV_IDLE;
+    bool waiting = conn->nfifo > 0 || conn->init_left > 0 ||
+                   (conn->expect > 0 && conn->expect_deadline);
+    enum rev_mode mode = waiting ? REV_RESPONSE : REV_IDLE;
     uint64_t ms = 0;
     struct timeval tv;
 
-    if (mode == REV_RESPONSE && conn->rev_mode == REV_RESPONSE) {
+    if (mode == conn->rev_mode && (mode == REV_RESPONSE || conn->kind == CONN_PINNED)) {
         return; /* EV_PERSIST re-arms the read deadline on every read */
     }
     if (mode == REV_RESPONSE) {
         ms = cfg->timeouts.read_ms;
+    } else if (conn->kind == CONN_PINNED) {
+        ms = 0; /* its owner decides how long it lives */
     } else {
         uint64_t age = pool_now_ms() - conn->born;
 
@@ -259,8 +238,8 @@ rev_arm(struct pool_conn *conn)
 }
 
 /* Write what is buffered; arm the write event for the rest. Return -1 if conn failed. */
-static int
-conn_flush(struct pool_conn *conn)
+int
+pool_conn_flush(struct pool_conn *conn)
 {
     const struct cfg_cluster *cfg = conn->server->cluster->cfg;
     struct timeval tv = tv_ms(cfg->timeouts.write_ms);
@@ -275,14 +254,14 @@ conn_flush(struct pool_conn *conn)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 break;
             }
-            conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
+            pool_conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
             return -1;
         }
     }
     if (evbuffer_get_length(conn->out) > 0) {
         if (!event_pending(&conn->wev, EV_WRITE, NULL) &&
             event_add(&conn->wev, cfg->timeouts.write_ms > 0 ? &tv : NULL) == -1) {
-            conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm write event");
+            pool_conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm write event");
             return -1;
         }
     } else {
@@ -300,9 +279,16 @@ conn_expired(const struct pool_conn *conn, uint64_t now)
            (p->max_requests > 0 && conn->nreq >= p->max_requests);
 }
 
+bool
+pool_conn_idle(const struct pool_conn *conn, uint64_t now)
+{
+    return conn->state == CONN_READY && conn->nfifo == 0 && evbuffer_get_length(conn->in) == 0 &&
+           evbuffer_get_length(conn->out) == 0 && !conn_expired(conn, now);
+}
+
 /* Write what conn->out holds once this turn of the loop is done: one write for the batch. */
-static void
-queue_flush(struct pool_conn *conn)
+void
+pool_conn_queue_flush(struct pool_conn *conn)
 {
     if (!conn->flush_queued) {
         conn->flush_queued = true;
@@ -325,7 +311,7 @@ assign_from(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, 
     s->inflight++;
     req->conn = conn;
     req->last = s;
-    if (conn->state == CONN_CONNECTING) {
+    if (conn->state == CONN_CONNECTING || conn->state == CONN_HELLO) {
         req->state = POOL_REQ_ASSIGNED;
         if (src != NULL && src != req->frame) {
             evbuffer_remove_buffer(src, req->frame, len);
@@ -338,11 +324,11 @@ assign_from(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, 
     } else {
         evbuffer_add_buffer(conn->out, req->frame);
     }
-    queue_flush(conn);
+    pool_conn_queue_flush(conn);
     if (conn_expired(conn, pool_now_ms())) {
         conn->state = CONN_RETIRING;
     }
-    rev_arm(conn);
+    pool_conn_rev_arm(conn);
 }
 
 static void
@@ -351,8 +337,9 @@ assign(struct pool_conn *conn, struct pool_req *req)
     assign_from(conn, req, NULL, 0);
 }
 
-static void
-conn_ready(struct pool_conn *conn)
+/* The setup is answered (or there is none): the connection takes its requests. Return -1 if conn failed. */
+static int
+setup_done(struct pool_conn *conn)
 {
     struct pool_server *s = conn->server;
     struct pool_cluster *c = s->cluster;
@@ -363,7 +350,54 @@ conn_ready(struct pool_conn *conn)
     }
     s->fails = 0;
     s->down_until = 0;
-    if (conn->exclusive) {
+    conn->state = CONN_READY;
+    if (conn->kind == CONN_PINNED) {
+        return pool_pin_setup_done(conn);
+    }
+    TAILQ_FOREACH(req, &conn->fifo, link)
+    {
+        req->state = POOL_REQ_SENT;
+        evbuffer_add_buffer(conn->out, req->frame);
+    }
+    if (pool_conn_flush(conn) == -1) {
+        return -1;
+    }
+    pool_conn_rev_arm(conn);
+    pool_drain_queue(c, conn);
+    return 0;
+}
+
+void
+pool_conn_setup(struct pool_conn *conn, const void *bytes, size_t len, unsigned replies)
+{
+    if (replies == 0) {
+        (void)setup_done(conn);
+        return;
+    }
+    conn->state = CONN_HELLO;
+    conn->init_left = replies;
+    if (evbuffer_prepend(conn->out, bytes, len) == -1) {
+        pool_conn_fail(conn, POOL_UPSTREAM_ERROR, "out of memory");
+        return;
+    }
+    if (pool_conn_flush(conn) == 0) {
+        pool_conn_rev_arm(conn);
+    }
+}
+
+static void
+conn_ready(struct pool_conn *conn)
+{
+    struct pool_server *s = conn->server;
+    struct pool_cluster *c = s->cluster;
+    struct pool_req *req;
+
+    if (conn->kind == CONN_LEASE) {
+        if (s->fails > 0) {
+            event_ms(c, POOL_EV_SERVER_UP, s, NULL);
+        }
+        s->fails = 0;
+        s->down_until = 0;
         req = TAILQ_FIRST(&conn->fifo);
         event_del(&conn->rev);
         event_del(&conn->wev);
@@ -377,16 +411,7 @@ conn_ready(struct pool_conn *conn)
         free(conn);
         return;
     }
-    conn->state = CONN_READY;
-    TAILQ_FOREACH(req, &conn->fifo, link)
-    {
-        req->state = POOL_REQ_SENT;
-        evbuffer_add_buffer(conn->out, req->frame);
-    }
-    if (conn_flush(conn) == 0) {
-        rev_arm(conn);
-        drain_queue(c, conn);
-    }
+    pool_conn_setup(conn, c->h.hello, c->h.hello_len, c->h.hello_replies);
 }
 
 static bool
@@ -406,16 +431,20 @@ on_write(evutil_socket_t fd, short what, void *arg)
 
     conn->flush_queued = false;
     if (conn->broken) {
-        conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm read event");
+        pool_conn_fail(conn, POOL_UPSTREAM_ERROR, "cannot arm read event");
+        return;
+    }
+    if (conn->release != 0) {
+        pool_pin_release(conn);
         return;
     }
     if (conn->state != CONN_CONNECTING) {
         size_t before = evbuffer_get_length(conn->out);
 
         /* On a write deadline, try first: a late loop turn reports it over a writable socket. */
-        if (conn_flush(conn) == 0 && (what & EV_TIMEOUT) &&
+        if (pool_conn_flush(conn) == 0 && (what & EV_TIMEOUT) &&
             evbuffer_get_length(conn->out) == before && before > 0) {
-            conn_fail(conn, POOL_TIMEOUT, "write timeout");
+            pool_conn_fail(conn, POOL_TIMEOUT, "write timeout");
         }
         return;
     }
@@ -427,10 +456,10 @@ on_write(evutil_socket_t fd, short what, void *arg)
     if (err != 0) {
         struct pool_server *s = conn->server;
 
-        server_failed(s);
+        pool_server_failed(s);
         s->cluster->stats.connect_failures++;
         event_ms(s->cluster, POOL_EV_CONNECT_FAILED, s, strerror(err));
-        conn_fail(conn, POOL_CONNECT_FAILED, strerror(err));
+        pool_conn_fail(conn, POOL_CONNECT_FAILED, strerror(err));
         return;
     }
     conn_ready(conn);
@@ -451,18 +480,47 @@ deliver(struct pool_conn *conn)
             return 0;
         }
         if (n < 0) {
-            conn_fail(conn, POOL_MALFORMED, why);
+            pool_conn_fail(conn, POOL_MALFORMED, why);
             return -1;
+        }
+        memset(conn->fstate, 0, sizeof(conn->fstate));
+        if (conn->init_left > 0) {
+            bool ok = c->h.reply_ok(c->h.frame_arg, conn->in, (size_t)n) == 0;
+
+            evbuffer_drain(conn->in, (size_t)n);
+            if (!ok && conn->kind == CONN_PINNED && conn->owner == NULL) {
+                pool_conn_close(conn); /* a reset that failed (Redis < 6.2): just not reused */
+                return -1;
+            }
+            if (!ok) {
+                pool_server_failed(conn->server);
+                pool_conn_fail(conn, POOL_REFUSED, "the setup was refused");
+                return -1;
+            }
+            if (--conn->init_left == 0 && setup_done(conn) == -1) {
+                return -1;
+            }
+            continue;
+        }
+        if (conn->kind == CONN_PINNED) {
+            if (conn->owner == NULL) {
+                evbuffer_drain(conn->in, (size_t)n); /* released: nobody wants it */
+                continue;
+            }
+            pool_pin_frame(conn, (size_t)n);
+            if (conn->owner == NULL || conn->release != 0) {
+                return -1; /* the owner let go inside the callback: released from the loop */
+            }
+            continue;
         }
         req = TAILQ_FIRST(&conn->fifo);
         if (req == NULL) {
-            conn_fail(conn, POOL_MALFORMED, "response with no request");
+            pool_conn_fail(conn, POOL_MALFORMED, "response with no request");
             return -1;
         }
         TAILQ_REMOVE(&conn->fifo, req, link);
         conn->nfifo--;
         conn->server->inflight--;
-        memset(conn->fstate, 0, sizeof(conn->fstate));
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
         c->stats.responses++;
@@ -478,12 +536,16 @@ on_read(evutil_socket_t fd, short what, void *arg)
     struct pool_cluster *c = conn->server->cluster;
     ssize_t n;
 
-    if ((what & EV_TIMEOUT) && conn->nfifo == 0) {
+    if (conn->release != 0) {
+        pool_pin_release(conn);
+        return;
+    }
+    if ((what & EV_TIMEOUT) && conn->rev_mode == REV_IDLE) {
         if (conn_expired(conn, pool_now_ms()) || conn->server->nconns > c->cfg->pool.min_idle) {
-            conn_close(conn);
+            pool_conn_close(conn);
         } else {
             conn->rev_mode = REV_OFF;
-            rev_arm(conn);
+            pool_conn_rev_arm(conn);
         }
         return;
     }
@@ -494,45 +556,49 @@ on_read(evutil_socket_t fd, short what, void *arg)
      */
     n = pool_io_read(conn->in, fd, READ_CHUNK);
     if (n < 0 && (what & EV_TIMEOUT) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_fail(conn, POOL_TIMEOUT, "read timeout");
+        pool_conn_fail(conn, POOL_TIMEOUT, "read timeout");
         return;
     }
     if (n == 0) {
         if (pool_now_ms() - conn->born < EARLY_CLOSE_MS) {
-            server_failed(conn->server); /* accepts, then hangs up: do not reconnect at once */
+            pool_server_failed(conn->server); /* accepts, then hangs up: do not reconnect at once */
         }
         if (conn->nfifo > 0) {
-            conn_fail(conn, POOL_UPSTREAM_ERROR, "closed by the server");
+            pool_conn_fail(conn, POOL_UPSTREAM_ERROR, "closed by the server");
         } else {
-            conn_close(conn);
+            pool_conn_close(conn);
         }
         return;
     }
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
+            pool_conn_fail(conn, POOL_UPSTREAM_ERROR, strerror(errno));
         }
         return;
     }
     if (deliver(conn) == -1) {
         return;
     }
+    if (conn->kind == CONN_PINNED || conn->state == CONN_HELLO) {
+        pool_conn_rev_arm(conn); /* a partial frame is normal here: no FIFO to keep in sync */
+        return;
+    }
     if (conn->nfifo == 0 && evbuffer_get_length(conn->in) > 0) {
         /* part of a response nobody asked for: it would be glued to the next one */
-        conn_fail(conn, POOL_MALFORMED, "bytes with no request");
-        drain_queue(c, NULL);
+        pool_conn_fail(conn, POOL_MALFORMED, "bytes with no request");
+        pool_drain_queue(c, NULL);
         return;
     }
     if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || conn_expired(conn, pool_now_ms()))) {
-        conn_close(conn);
+        pool_conn_close(conn);
         conn = NULL;
     } else {
         if (conn->nfifo == 0) {
             conn->rev_mode = REV_OFF; /* restart the idle clock */
         }
-        rev_arm(conn);
+        pool_conn_rev_arm(conn);
     }
-    drain_queue(c, conn);
+    pool_drain_queue(c, conn);
 }
 
 /* ---- dispatch ---- */
@@ -566,20 +632,27 @@ conn_for(struct pool_server *s, uint64_t now)
     struct pool_conn *conn = best_conn(s, now);
 
     if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
-        conn = conn_open(s, false);
+        conn = pool_conn_open(s, CONN_SHARED);
     }
     return conn;
 }
 
-/* A connection for the next request: the balancer's server first, then any with room. */
+/*
+ * A connection for req: its target server's, else the balancer's server
+ * first, then any with room.
+ */
 static struct pool_conn *
-find_conn(struct pool_cluster *c, const struct pool_server *exclude)
+find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_server *exclude)
 {
-    struct pool_server *s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
     uint64_t now = pool_now_ms();
+    struct pool_server *s;
     struct pool_conn *conn;
     size_t i, start;
 
+    if (req->shard != 0) {
+        return conn_for(&c->servers[req->shard - 1], now); /* a key lives on one server only */
+    }
+    s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
     if (s == NULL) {
         return NULL;
     }
@@ -593,6 +666,30 @@ find_conn(struct pool_cluster *c, const struct pool_server *exclude)
         }
     }
     return conn;
+}
+
+/* The connection of the owner's previous, unanswered request to the same server, if any. */
+static struct pool_conn *
+affine_conn(struct pool_cluster *c, const struct pool_req *req)
+{
+    const struct pool_req *a = req->after;
+
+    if (a == NULL || a->conn == NULL ||
+        (a->state != POOL_REQ_SENT && a->state != POOL_REQ_ASSIGNED) ||
+        a->conn->kind != CONN_SHARED) {
+        return NULL;
+    }
+    if (req->shard != 0 && a->conn->server != &c->servers[req->shard - 1]) {
+        return NULL;
+    }
+    return a->conn;
+}
+
+/* The previous request waits in the queue: so must this one, behind it. */
+static bool
+after_queued(const struct pool_req *req)
+{
+    return req->after != NULL && req->after->state == POOL_REQ_QUEUED;
 }
 
 static void
@@ -643,20 +740,34 @@ dequeue(struct pool_cluster *c, struct pool_req *req)
  * first, without a search, since every other connection was full when they
  * queued.
  */
-static void
-drain_queue(struct pool_cluster *c, struct pool_conn *room)
+void
+pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
 {
     unsigned max = c->cfg->pool.max_pipeline;
-    struct pool_req *req;
+    struct pool_req *req, *next;
     bool had = !TAILQ_EMPTY(&c->queue);
 
-    while (!c->closing && (req = TAILQ_FIRST(&c->queue)) != NULL) {
-        struct pool_conn *conn = room != NULL && room->state == CONN_READY && room->nfifo < max
-                                     ? room
-                                     : find_conn(c, NULL);
+    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY)) {
+        room = NULL;
+    }
+    for (req = TAILQ_FIRST(&c->queue); !c->closing && req != NULL; req = next) {
+        struct pool_conn *conn = affine_conn(c, req);
 
+        next = TAILQ_NEXT(req, link);
+        if (conn == NULL && after_queued(req)) {
+            continue; /* its predecessor could not go yet */
+        }
         if (conn == NULL) {
-            break;
+            conn = room != NULL && room->nfifo < max &&
+                           (req->shard == 0 || room->server == &c->servers[req->shard - 1])
+                       ? room
+                       : find_conn(c, req, NULL);
+        }
+        if (conn == NULL) {
+            if (req->shard == 0) {
+                break;
+            }
+            continue; /* its server is full; others may not be */
         }
         dequeue(c, req);
         assign(conn, req);
@@ -687,12 +798,24 @@ on_queue_timer(evutil_socket_t fd, short what, void *arg)
 enum pool_result
 pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, size_t len)
 {
-    struct pool_conn *conn = c->closing ? NULL : find_conn(c, NULL);
+    struct pool_conn *conn = NULL;
 
     c->stats.requests++;
     req->cluster = c;
     req->tries = 0;
     req->exclusive = 0;
+    if (!c->closing && (conn = affine_conn(c, req)) == NULL && !after_queued(req)) {
+        if (req->shard != 0) {
+            struct pool_server *s = &c->servers[req->shard - 1];
+
+            if (s->nconns == 0 && !pool_server_usable(s, pool_now_ms())) {
+                evbuffer_drain(src, len); /* its only server is backing off: fail fast */
+                c->stats.failed[POOL_CONNECT_FAILED]++;
+                return POOL_CONNECT_FAILED;
+            }
+        }
+        conn = find_conn(c, req, NULL);
+    }
     if (conn != NULL) {
         assign_from(conn, req, src, len);
         return POOL_OK;
@@ -715,17 +838,16 @@ lease_from(struct pool_server *s, struct pool_req *req, int *fd)
 
     TAILQ_FOREACH(conn, &s->conns, link)
     {
-        if (conn->state == CONN_READY && conn->nfifo == 0 && evbuffer_get_length(conn->in) == 0 &&
-            !conn_expired(conn, pool_now_ms())) {
+        if (pool_conn_idle(conn, pool_now_ms())) {
             *fd = conn->fd;
-            conn_detach(conn);
+            pool_conn_detach(conn);
             conn_free(conn);
             s->cluster->stats.leases++;
-            maintain(s); /* the pool keeps its warm connections */
+            pool_maintain(s); /* the pool keeps its warm connections */
             return 1;
         }
     }
-    conn = conn_open(s, true);
+    conn = pool_conn_open(s, CONN_LEASE);
     if (conn == NULL) {
         return -1;
     }
@@ -772,7 +894,7 @@ retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result res
                 }
             }
         } else {
-            struct pool_conn *conn = find_conn(c, req->last);
+            struct pool_conn *conn = find_conn(c, req, req->last);
 
             if (conn != NULL) {
                 assign(conn, req);
@@ -792,15 +914,16 @@ retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result res
  * the written ones. Its requests move to the cluster's failing list first, so
  * a callback that cancels one of them finds it there.
  */
-static void
-conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
+void
+pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
 {
     struct pool_server *s = conn->server;
     struct pool_cluster *c = s->cluster;
     struct pool_req *req;
-    bool lost = conn->nfifo > 0;
+    void *owner = conn->kind == CONN_PINNED ? conn->owner : NULL;
+    bool lost = conn->nfifo > 0 || (owner != NULL && conn->expect > 0);
 
-    conn_detach(conn);
+    pool_conn_detach(conn);
     close(conn->fd);
     while ((req = TAILQ_FIRST(&conn->fifo)) != NULL) {
         TAILQ_REMOVE(&conn->fifo, req, link);
@@ -814,8 +937,14 @@ conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
     }
     conn_free(conn);
     c->stats.conns_closed++;
-    if (lost && result != POOL_CONNECT_FAILED) {
+    if (result == POOL_REFUSED) {
+        c->stats.connect_failures++;
+        event_ms(c, POOL_EV_CONNECT_FAILED, s, detail);
+    } else if (lost && result != POOL_CONNECT_FAILED) {
         event_ms(c, POOL_EV_CONN_LOST, s, detail);
+    }
+    if (owner != NULL) {
+        c->h.pin_lost(owner, result);
     }
     while ((req = TAILQ_FIRST(&c->failing)) != NULL) {
         TAILQ_REMOVE(&c->failing, req, link);
@@ -828,8 +957,8 @@ conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
             c->h.failure(req, result);
         }
     }
-    maintain(s);
-    drain_queue(c, NULL);
+    pool_maintain(s);
+    pool_drain_queue(c, NULL);
 }
 
 int
@@ -851,7 +980,7 @@ pool_cancel(struct pool_req *req)
             conn->nfifo--;
             conn->nreq--;
             conn->server->inflight--;
-            if (conn->exclusive) {
+            if (conn->kind == CONN_LEASE) {
                 close(conn->fd);
                 conn_free(conn);
                 req->cluster->stats.conns_closed++;
@@ -874,12 +1003,12 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    maintain(arg);
+    pool_maintain(arg);
 }
 
 /* Keep min_idle connections open, backing off while the server refuses. */
-static void
-maintain(struct pool_server *s)
+void
+pool_maintain(struct pool_server *s)
 {
     struct pool_cluster *c = s->cluster;
     uint64_t now = pool_now_ms();
@@ -896,7 +1025,7 @@ maintain(struct pool_server *s)
         return;
     }
     while (s->nconns < c->cfg->pool.min_idle) {
-        if (conn_open(s, false) == NULL) { /* no descriptor or memory now: try again later */
+        if (pool_conn_open(s, CONN_SHARED) == NULL) { /* no descriptor or memory now: try again later */
             struct timeval tv = tv_ms(BACKOFF_MIN_MS);
 
             if (!event_pending(s->retry, EV_TIMEOUT, NULL)) {
@@ -911,6 +1040,73 @@ maintain(struct pool_server *s)
 }
 
 /* ---- the cluster ---- */
+
+_Static_assert((int)CFG_HASH_ONE_AT_A_TIME == (int)POOL_HASH_ONE_AT_A_TIME &&
+                   (int)CFG_HASH_MD5 == (int)POOL_HASH_MD5 &&
+                   (int)CFG_HASH_FNV1A_64 == (int)POOL_HASH_FNV1A_64 &&
+                   (int)CFG_HASH_JENKINS == (int)POOL_HASH_JENKINS &&
+                   (int)CFG_DIST_KETAMA == (int)POOL_HASH_KETAMA &&
+                   (int)CFG_DIST_RANDOM == (int)POOL_HASH_RANDOM,
+               "config's hash names follow pool_hash.h's order");
+
+/* The key continuum, with servers named as twemproxy names them. */
+static int
+build_ring(struct pool_cluster *c)
+{
+    struct pool_hash_server *hs = calloc(c->nservers, sizeof(*hs));
+    char(*names)[300] = calloc(c->nservers, sizeof(*names));
+    int rc = -1;
+    size_t i;
+
+    if (hs == NULL || names == NULL) {
+        goto done;
+    }
+    for (i = 0; i < c->nservers; i++) {
+        const struct cfg_server *srv = c->servers[i].cfg;
+        char port[8];
+
+        snprintf(port, sizeof(port), "%u", srv->address.port);
+        if (srv->name != NULL) {
+            snprintf(names[i], sizeof(names[i]), "%s", srv->name);
+        } else if (srv->address.kind == CFG_ADDR_IPV6) {
+            snprintf(names[i], sizeof(names[i]), "%s", srv->address.text); /* [::1]:6379 */
+        } else if (pool_hash_server_name(names[i], sizeof(names[i]), srv->address.host, port) ==
+                   -1) {
+            goto done;
+        }
+        hs[i].name = names[i];
+        hs[i].weight = srv->weight;
+    }
+    c->ring = pool_hash_ring_new((enum pool_hash_dist)c->cfg->distribution, hs, c->nservers, NULL);
+    rc = c->ring != NULL ? 0 : -1;
+done:
+    free(hs);
+    free(names);
+    return rc;
+}
+
+uint32_t
+pool_cluster_shard(struct pool_cluster *c, const char *key, size_t len)
+{
+    const char *tag = c->cfg->hash_tag.ptr, *part;
+    size_t n;
+
+    if (c->ring == NULL) {
+        return 0;
+    }
+    if (c->cfg->distribution == CFG_DIST_RANDOM) {
+        return 1 + (uint32_t)pool_hash_ring_pick(c->ring, (uint32_t)pool_random(c));
+    }
+    n = pool_hash_tag(tag, key, len, &part);
+    return 1 + (uint32_t)pool_hash_ring_pick(
+                   c->ring, pool_hash_key((enum pool_hash_fn)c->cfg->hash, part, n));
+}
+
+size_t
+pool_cluster_nservers(const struct pool_cluster *c)
+{
+    return c->nservers;
+}
 
 struct pool_cluster *
 pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
@@ -946,10 +1142,14 @@ pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
         s->sa = addrs[i];
         s->salen = addrlens[i];
         TAILQ_INIT(&s->conns);
+        TAILQ_INIT(&s->pinned);
         s->retry = evtimer_new(base, on_retry, s);
         if (s->retry == NULL) {
             goto fail;
         }
+    }
+    if (cfg->balance == CFG_BALANCE_HASH && build_ring(c) == -1) {
+        goto fail;
     }
     return c;
 fail:
@@ -963,7 +1163,7 @@ pool_cluster_start(struct pool_cluster *c)
     size_t i;
 
     for (i = 0; i < c->nservers; i++) {
-        maintain(&c->servers[i]);
+        pool_maintain(&c->servers[i]);
     }
 }
 
@@ -986,7 +1186,10 @@ pool_cluster_free(struct pool_cluster *c)
         struct pool_conn *conn;
 
         while ((conn = TAILQ_FIRST(&s->conns)) != NULL) {
-            conn_fail(conn, POOL_SHUTDOWN, NULL);
+            pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
+        }
+        while ((conn = TAILQ_FIRST(&s->pinned)) != NULL) {
+            pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
         }
         if (s->retry != NULL) {
             event_free(s->retry);
@@ -995,6 +1198,7 @@ pool_cluster_free(struct pool_cluster *c)
     if (c->queue_timer != NULL) {
         event_free(c->queue_timer);
     }
+    pool_hash_ring_free(c->ring);
     free(c->servers);
     free(c);
 }

@@ -41,6 +41,8 @@ enum pool_result {
     POOL_QUEUE_FULL,
     POOL_QUEUE_TIMEOUT,
     POOL_SHUTDOWN,
+    POOL_REFUSED,    /* the upstream refused the connection's setup (a wrong password) */
+    POOL_PIN_LIMIT,  /* max_pinned connections are pinned already */
     POOL_RESULT_MAX,
 };
 
@@ -59,6 +61,9 @@ struct pool_stats {
     uint64_t queued;
     uint64_t queue_depth;
     uint64_t leases;
+    uint64_t pins;          /* connections pinned to a client */
+    uint64_t pinned;        /* pinned now */
+    uint64_t unpin_resets;  /* pinned connections cleaned and returned to the pool */
     uint64_t max_conns_seen; /* most connections open at once, per server */
 };
 
@@ -76,6 +81,15 @@ struct pool_req {
     struct pool_cluster *cluster; /* borrowed: set by pool_submit() and pool_lease() */
     struct pool_conn *conn;       /* borrowed: where it is, NULL while queued */
     struct pool_server *last;     /* borrowed: the server last tried */
+    /*
+     * Set by the owner before pool_submit(): its previous request to the same
+     * server while that one is unanswered (borrowed; the owner clears it when
+     * that one is answered). This one then goes on the same connection, or
+     * waits behind it in the queue, so one client's requests to a server keep
+     * their order.
+     */
+    struct pool_req *after;
+    uint32_t shard; /* set by the owner: pool_cluster_shard()'s value for its key; 0: any server */
     uint64_t queued_ms;
     uint16_t tries;
     uint8_t state;     /* enum pool_req_state */
@@ -101,6 +115,18 @@ enum pool_event {
     POOL_EV_SERVER_UP, /* first connection after failures */
 };
 
+/*
+ * A pinned connection: a whole upstream connection lent to one owner (a
+ * client with connection state), kept framed by the pool, given back with
+ * pool_unpin(). The owner matches replies to its requests itself: every
+ * frame goes to pinned(), in order.
+ */
+enum pool_unpin_mode {
+    POOL_UNPIN_CLOSE,  /* close it */
+    POOL_UNPIN_RETURN, /* nothing lingers on it: back to the pool as is */
+    POOL_UNPIN_RESET,  /* send the handler's reset (and hello) first; close if that fails */
+};
+
 struct pool_handler {
     /* The response to req is the first len bytes of in: the callee removes exactly those. */
     void (*response)(struct pool_req *req, struct evbuffer *in, size_t len);
@@ -110,9 +136,27 @@ struct pool_handler {
     /* Something worth a log line happened; detail may be NULL. */
     void (*event)(void *arg, const struct pool_cluster *c, const char *server, enum pool_event ev,
                   const char *detail);
+    /* A frame on a pinned connection; the callee removes exactly len bytes of in. */
+    void (*pinned)(void *owner, struct evbuffer *in, size_t len);
+    /* A pinned connection broke: it is gone (the owner must forget it). */
+    void (*pin_lost)(void *owner, enum pool_result result);
     pool_frame_fn frame;
     const void *frame_arg; /* borrowed */
-    void *arg;             /* for event() */
+    /*
+     * Optional setup written first on every new connection (a login, a
+     * database), answered by hello_replies frames that reply_ok() must accept
+     * before requests are written. reset (reset_replies frames) cleans a
+     * pinned connection for POOL_UNPIN_RESET; it ends with the hello again.
+     */
+    const void *hello; /* borrowed */
+    size_t hello_len;
+    unsigned hello_replies;
+    const void *reset; /* borrowed */
+    size_t reset_len;
+    unsigned reset_replies;
+    /* 0 when the setup reply of len bytes at the start of in is a success, else -1. */
+    int (*reply_ok)(const void *frame_arg, struct evbuffer *in, size_t len);
+    void *arg; /* for event() */
 };
 
 /* Create a cluster's pool for one worker; servers must have IP addresses (resolved). */
@@ -150,6 +194,33 @@ int pool_lease(struct pool_cluster *c, struct pool_req *req, int *fd);
  * or failure callback still comes and the owner must keep it until then.
  */
 int pool_cancel(struct pool_req *req);
+
+/*
+ * The server a key belongs to under balance hash (hash_tag, hash and
+ * distribution as twemproxy places it), as the value for pool_req.shard:
+ * equal values are the same server, 1 + its index. 0 when the cluster does
+ * not balance by hash.
+ */
+uint32_t pool_cluster_shard(struct pool_cluster *c, const char *key, size_t len);
+size_t pool_cluster_nservers(const struct pool_cluster *c);
+
+/*
+ * Pin a connection to owner: an idle warm one of the shard's server (or
+ * the balancer's pick when shard is 0), else a new one. NULL with *why set
+ * (POOL_PIN_LIMIT, POOL_CONNECT_FAILED) when there is none. Bytes written
+ * before it is connected wait in it; a failure comes as pin_lost().
+ */
+struct pool_conn *pool_pin(struct pool_cluster *c, uint32_t shard, void *owner,
+                           enum pool_result *why);
+/* Move the first len bytes of src onto the pinned connection. */
+void pool_pin_write(struct pool_conn *conn, struct evbuffer *src, size_t len);
+/*
+ * How many replies the owner waits for, and whether the read deadline
+ * watches them (not for a blocking command, nor for a subscriber).
+ */
+void pool_pin_expect(struct pool_conn *conn, unsigned replies, bool deadline);
+/* Give the connection back; no callback comes for it after this. */
+void pool_unpin(struct pool_conn *conn, enum pool_unpin_mode mode);
 
 const struct pool_stats *pool_cluster_stats(const struct pool_cluster *c);
 const char *pool_cluster_name(const struct pool_cluster *c);

@@ -5,12 +5,58 @@
 
 #include "pool.h"
 
+#include <event2/event_struct.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
-struct event;
+struct pool_hash_ring;
 
 TAILQ_HEAD(pool_conn_list, pool_conn);
+
+enum conn_state {
+    CONN_CONNECTING,
+    CONN_HELLO,    /* connected, its setup (hello or reset) not yet answered */
+    CONN_READY,
+    CONN_RETIRING, /* takes no new requests; closes when its FIFO drains */
+};
+
+enum conn_kind {
+    CONN_SHARED, /* in server->conns: pipelined requests */
+    CONN_LEASE,  /* connecting for a raw lease; in no list */
+    CONN_PINNED, /* in server->pinned: one owner's, or being reset for the pool */
+};
+
+enum rev_mode {
+    REV_OFF,
+    REV_RESPONSE, /* a response is pending: the read deadline */
+    REV_IDLE,     /* nothing pending: idle_timeout and max_lifetime (none when pinned) */
+};
+
+struct pool_conn {
+    TAILQ_ENTRY(pool_conn) link;
+    struct pool_server *server; /* borrowed */
+    int fd;                     /* owned */
+    uint8_t state;              /* enum conn_state */
+    uint8_t rev_mode;           /* enum rev_mode */
+    uint8_t kind;               /* enum conn_kind */
+    uint8_t release;            /* pinned: enum pool_unpin_mode + 1 once the owner let go */
+    bool flush_queued;          /* wev activated for this turn: one write for the batch */
+    bool broken;                /* an event could not be armed: fail it from the loop */
+    bool expect_deadline;       /* pinned: the read deadline watches the owner's replies */
+    int connect_errno;          /* an immediate connect() failure, reported from wev */
+    unsigned init_left;         /* setup replies still to come (CONN_HELLO) */
+    unsigned expect;            /* pinned: replies the owner waits for */
+    void *owner;                /* pinned: borrowed, NULL once released */
+    struct event rev;
+    struct event wev;
+    struct evbuffer *in;  /* owned */
+    struct evbuffer *out; /* owned */
+    struct pool_req_list fifo;
+    unsigned nfifo;
+    uint64_t born;
+    uint64_t nreq;
+    unsigned char fstate[POOL_FRAME_STATE_SIZE];
+};
 
 struct pool_server {
     struct pool_cluster *cluster;
@@ -19,6 +65,8 @@ struct pool_server {
     socklen_t salen;
     struct pool_conn_list conns; /* pooled connections; leases leave it */
     unsigned nconns;
+    struct pool_conn_list pinned; /* pinned connections */
+    unsigned npinned;
     unsigned inflight;   /* requests on its connections, for least_request */
     int64_t current;     /* smooth weighted round-robin */
     unsigned fails;      /* connect failures in a row */
@@ -42,6 +90,7 @@ struct pool_cluster {
     struct pool_req_list failing; /* off a broken connection, being retried or failed */
     struct event *queue_timer;    /* owned */
     struct pool_stats stats;
+    struct pool_hash_ring *ring; /* owned: balance hash */
     uint64_t rng;
     bool closing;
 };
@@ -51,5 +100,27 @@ const struct pool_balancer *pool_balancer_for(enum cfg_balance balance);
 bool pool_server_usable(const struct pool_server *s, uint64_t now);
 uint64_t pool_now_ms(void);
 uint64_t pool_random(struct pool_cluster *c);
+
+/* Connection plumbing shared by pool.c and pool_pin.c. */
+struct pool_conn *pool_conn_open(struct pool_server *s, enum conn_kind kind);
+void pool_conn_detach(struct pool_conn *conn);
+void pool_conn_close(struct pool_conn *conn);
+int pool_conn_flush(struct pool_conn *conn);
+/* Write what conn->out holds once this turn of the loop is done: one write for the batch. */
+void pool_conn_queue_flush(struct pool_conn *conn);
+void pool_conn_rev_arm(struct pool_conn *conn);
+void pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail);
+/* Open, answered, idle and not due to retire: can be lent out. */
+bool pool_conn_idle(const struct pool_conn *conn, uint64_t now);
+/* Start the setup (hello or reset) on a connected connection, or finish at once without one. */
+void pool_conn_setup(struct pool_conn *conn, const void *bytes, size_t len, unsigned replies);
+void pool_maintain(struct pool_server *s);
+void pool_drain_queue(struct pool_cluster *c, struct pool_conn *room);
+void pool_server_failed(struct pool_server *s);
+
+/* pool_pin.c: a pinned connection's frame, its setup finished, its release. */
+void pool_pin_frame(struct pool_conn *conn, size_t len);
+int pool_pin_setup_done(struct pool_conn *conn); /* -1 if conn failed */
+void pool_pin_release(struct pool_conn *conn);
 
 #endif

@@ -1,0 +1,168 @@
+/*
+ * Pinned connections: an upstream connection lent whole to one client whose
+ * commands carry connection state (a transaction, a subscription, a
+ * database), kept framed by the pool, and given back clean or closed.
+ */
+#include "pool_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+static void
+attach_pinned(struct pool_server *s, struct pool_conn *conn)
+{
+    conn->kind = CONN_PINNED;
+    TAILQ_INSERT_TAIL(&s->pinned, conn, link);
+    s->npinned++;
+    s->cluster->stats.pinned++;
+}
+
+struct pool_conn *
+pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *why)
+{
+    uint64_t now = pool_now_ms();
+    struct pool_server *s;
+    struct pool_conn *conn;
+
+    if (c->closing) {
+        *why = POOL_SHUTDOWN;
+        return NULL;
+    }
+    if (shard != 0) {
+        s = &c->servers[shard - 1];
+    } else {
+        s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, NULL);
+    }
+    if (s == NULL) {
+        *why = POOL_CONNECT_FAILED;
+        return NULL;
+    }
+    if (s->npinned >= c->cfg->pool.max_pinned) {
+        *why = POOL_PIN_LIMIT;
+        return NULL;
+    }
+    TAILQ_FOREACH(conn, &s->conns, link)
+    {
+        if (pool_conn_idle(conn, now)) {
+            break;
+        }
+    }
+    if (conn != NULL) { /* a warm one: the pool opens another to stay warm */
+        pool_conn_detach(conn);
+        attach_pinned(s, conn);
+        conn->rev_mode = REV_OFF;
+        pool_conn_rev_arm(conn);
+        pool_maintain(s);
+    } else {
+        if (s->nconns == 0 && !pool_server_usable(s, now)) {
+            *why = POOL_CONNECT_FAILED; /* backing off after connect failures */
+            return NULL;
+        }
+        conn = pool_conn_open(s, CONN_PINNED);
+        if (conn == NULL) {
+            *why = POOL_CONNECT_FAILED;
+            return NULL;
+        }
+    }
+    conn->owner = owner;
+    conn->expect = 0;
+    conn->expect_deadline = false;
+    conn->release = 0;
+    c->stats.pins++;
+    return conn;
+}
+
+void
+pool_pin_write(struct pool_conn *conn, struct evbuffer *src, size_t len)
+{
+    evbuffer_remove_buffer(src, conn->out, len);
+    conn->nreq++;
+    if (conn->state == CONN_READY) {
+        pool_conn_queue_flush(conn);
+    } /* else written once connected, after the setup */
+}
+
+void
+pool_pin_expect(struct pool_conn *conn, unsigned replies, bool deadline)
+{
+    conn->expect = replies;
+    conn->expect_deadline = deadline;
+    if (conn->state != CONN_CONNECTING) {
+        pool_conn_rev_arm(conn);
+    }
+}
+
+void
+pool_unpin(struct pool_conn *conn, enum pool_unpin_mode mode)
+{
+    conn->owner = NULL;
+    conn->release = (uint8_t)(mode + 1);
+    /* from the loop: the owner may be inside pinned() for this very connection */
+    event_active(&conn->wev, EV_WRITE, 0);
+}
+
+void
+pool_pin_frame(struct pool_conn *conn, size_t len)
+{
+    struct pool_cluster *c = conn->server->cluster;
+
+    c->stats.responses++;
+    c->h.pinned(conn->owner, conn->in, len);
+}
+
+/* Back among the shared connections, idle; or closed when the pool is full. */
+static void
+return_to_pool(struct pool_conn *conn)
+{
+    struct pool_server *s = conn->server;
+    struct pool_cluster *c = s->cluster;
+
+    if (s->nconns >= c->cfg->pool.max_connections || c->closing) {
+        pool_conn_close(conn);
+        return;
+    }
+    pool_conn_detach(conn);
+    conn->kind = CONN_SHARED;
+    TAILQ_INSERT_TAIL(&s->conns, conn, link);
+    s->nconns++;
+    c->stats.conns_active++;
+    conn->expect = 0;
+    conn->rev_mode = REV_OFF;
+    pool_conn_rev_arm(conn);
+    pool_drain_queue(c, conn);
+}
+
+int
+pool_pin_setup_done(struct pool_conn *conn)
+{
+    if (conn->owner == NULL) { /* a reset, answered: the connection is clean */
+        conn->server->cluster->stats.unpin_resets++;
+        return_to_pool(conn);
+        return -1; /* not the pinned connection the caller was reading any more */
+    }
+    if (pool_conn_flush(conn) == -1) {
+        return -1;
+    }
+    conn->rev_mode = REV_OFF;
+    pool_conn_rev_arm(conn);
+    return 0;
+}
+
+void
+pool_pin_release(struct pool_conn *conn)
+{
+    const struct pool_handler *h = &conn->server->cluster->h;
+    enum pool_unpin_mode mode = (enum pool_unpin_mode)(conn->release - 1);
+    bool clean = conn->state == CONN_READY && conn->expect == 0 &&
+                 evbuffer_get_length(conn->in) == 0 && evbuffer_get_length(conn->out) == 0;
+
+    conn->release = 0;
+    conn->expect = 0;
+    if (mode == POOL_UNPIN_CLOSE || !clean || conn->server->cluster->closing) {
+        pool_conn_close(conn);
+    } else if (mode == POOL_UNPIN_RESET && h->reset_replies > 0) {
+        pool_conn_setup(conn, h->reset, h->reset_len, h->reset_replies);
+    } else {
+        return_to_pool(conn);
+    }
+}
