@@ -41,7 +41,7 @@ px_server_check(const struct cfg *cfg)
     for (i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
 
-        if (l->codec.type == CFG_CODEC_RESP || l->codec.type == CFG_CODEC_HTTP) {
+        if (l->codec.type == CFG_CODEC_HTTP) {
             NOT_YET("listeners[%zu] (%s): codec %s", i, l->name, cfg_codec_name(l->codec.type));
         }
         if (l->tls.enabled) {
@@ -51,9 +51,6 @@ px_server_check(const struct cfg *cfg)
     for (i = 0; i < cfg->nclusters; i++) {
         const struct cfg_cluster *c = &cfg->clusters[i];
 
-        if (c->balance == CFG_BALANCE_HASH) {
-            NOT_YET("clusters[%zu] (%s): balance hash", i, c->name);
-        }
         if (c->tls.enabled) {
             NOT_YET("clusters[%zu] (%s): tls", i, c->name);
         }

@@ -1,9 +1,11 @@
 #include "px_session.h"
+#include "px_session_internal.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
 #include "pool/pool_io.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/px_listener.h"
+#include "proxy/px_resp.h"
 #include "proxy/px_log.h"
 #include "proxy/px_worker.h"
 
@@ -21,48 +23,6 @@
 #include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
-
-#define READ_CHUNK 16384
-#define OUT_HIGH (1u << 20) /* stop reading a client whose replies pile up past this */
-#define OUT_LOW (256u << 10)
-
-struct px_req {
-    struct pool_req pr; /* first: the pool hands it back */
-    TAILQ_ENTRY(px_req) link;
-    struct px_session *s; /* borrowed; NULL once orphaned */
-    struct px_worker *w;  /* borrowed: whose cache it returns to */
-    struct evbuffer *buf; /* owned: the request, then its response */
-    uint64_t t0;          /* ms: when the request was complete */
-    bool done;
-};
-
-TAILQ_HEAD(px_req_list, px_req);
-
-enum rev_mode {
-    REV_NONE,
-    REV_IDLE, /* between frames: the idle deadline (which ignores a client waiting for replies) */
-    REV_PARTIAL, /* part of a frame received: the read deadline */
-};
-
-struct px_session {
-    struct px_client head;
-    struct px_listener *l; /* borrowed */
-    struct px_worker *w;   /* borrowed */
-    int fd;                /* owned */
-    struct event rev;
-    struct event *wev;    /* owned, made on the first reply */
-    struct event *timer;  /* owned, made on the first request: the request deadline */
-    struct evbuffer *in;  /* owned */
-    struct evbuffer *out; /* owned, made on the first reply */
-    struct px_frame_state fst;
-    struct px_req_list reqs; /* every request not yet answered to the client, in order */
-    unsigned ninflight;
-    uint8_t rev_mode;
-    bool paused; /* not reading: too much in flight or too much output */
-    bool eof;    /* the client half-closed */
-    bool closing;
-    bool flush_queued; /* wev activated for this turn: one write for the batch */
-};
 
 /* Buffers and the write event are made on first use: an idle client costs little. */
 static size_t
@@ -118,13 +78,58 @@ px_req_deinit(struct px_req *req)
     evbuffer_free(req->buf);
 }
 
-static void
-req_release(struct px_req *req)
+void
+px_req_unlink_after(struct px_req *req)
 {
+    if (req->follower != NULL) {
+        req->follower->pr.after = NULL;
+        req->follower = NULL;
+    }
+    if (req->pr.after != NULL) {
+        struct px_req *prev = (struct px_req *)req->pr.after;
+
+        if (prev->follower == req) {
+            prev->follower = NULL;
+        }
+        req->pr.after = NULL;
+    }
+    if (req->s != NULL) {
+        if (req->s->last == req) {
+            req->s->last = NULL;
+        }
+        if (req->s->resp != NULL) {
+            px_resp_forget(req->s, req);
+        }
+    }
+}
+
+void
+px_req_release(struct px_req *req)
+{
+    px_req_unlink_after(req);
     evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
+    free(req->aux);
+    req->aux = NULL;
+    req->parent = NULL;
+    req->nfrags = 0;
+    req->kind = 0;
     req->s = NULL;
     req->done = false;
+    memset(&req->pr, 0, sizeof(req->pr));
     px_worker_req_put(req->w, req);
+}
+
+struct px_req *
+px_session_req_new(struct px_session *s)
+{
+    struct px_req *req = px_worker_req_get(s->w);
+
+    req->s = s;
+    req->t0 = now_ms();
+    req->pr.frame = req->buf;
+    TAILQ_INSERT_TAIL(&s->reqs, req, link);
+    s->ninflight++;
+    return req;
 }
 
 /* ---- closing ---- */
@@ -152,10 +157,16 @@ px_session_close(struct px_session *s, const char *why)
     if (s->timer != NULL) {
         event_del(s->timer);
     }
+    if (s->resp != NULL) {
+        px_resp_close(s); /* its pinned connection goes back first */
+    }
     while ((req = TAILQ_FIRST(&s->reqs)) != NULL) {
         TAILQ_REMOVE(&s->reqs, req, link);
+        if (req->aux != NULL) {
+            px_resp_drop_fragments(req);
+        }
         if (req->done || pool_cancel(&req->pr) == 0) {
-            req_release(req);
+            px_req_release(req);
         } else {
             req->s = NULL; /* orphaned: its response is read and dropped */
         }
@@ -193,6 +204,7 @@ px_session_free(struct px_session *s)
     if (s->out != NULL) {
         evbuffer_free(s->out);
     }
+    px_resp_free(s->resp);
     free(s);
 }
 
@@ -232,8 +244,8 @@ arm_rev(struct px_session *s)
  * and waits again for that one if needed, so a steady stream of requests
  * costs one timer event per request deadline, not one per request.
  */
-static void
-arm_timer(struct px_session *s)
+void
+px_session_arm_timer(struct px_session *s)
 {
     uint64_t limit = px_listener_cfg(s->l)->timeouts.request_ms, now, due;
     struct px_req *head = TAILQ_FIRST(&s->reqs);
@@ -335,8 +347,8 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int
-ensure_out(struct px_session *s)
+int
+px_session_ensure_out(struct px_session *s)
 {
     if (s->out == NULL) {
         s->out = evbuffer_new();
@@ -353,19 +365,22 @@ ensure_out(struct px_session *s)
  * Move answered requests, in order, to the output (moved: one already went
  * straight there); the write happens once this turn of the loop is done.
  */
-static void
-deliver(struct px_session *s, bool moved)
+void
+px_session_deliver(struct px_session *s, bool moved)
 {
     struct px_listener_stats *st = px_listener_stats(s->l);
     struct px_req *req;
 
+    if (px_session_ensure_out(s) == -1) {
+        return;
+    }
     while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->done) {
         TAILQ_REMOVE(&s->reqs, req, link);
         st->frames_out++;
         st->bytes_out += evbuffer_get_length(req->buf);
         evbuffer_add_buffer(s->out, req->buf);
         s->ninflight--;
-        req_release(req);
+        px_req_release(req);
         moved = true;
     }
     if (!moved) {
@@ -395,11 +410,16 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
 
     if (s == NULL) {
         evbuffer_drain(in, len); /* orphaned: keep the upstream stream in sync, drop it */
-        req_release(req);
+        px_req_release(req);
+        return;
+    }
+    px_req_unlink_after(req);
+    if (req->parent != NULL) {
+        px_resp_fragment(req, in, len);
         return;
     }
     cfg = px_listener_cfg(s->l);
-    if (ensure_out(s) == -1) {
+    if (px_session_ensure_out(s) == -1) {
         evbuffer_drain(in, len); /* never leave a reply for the next request on the connection */
         return;
     }
@@ -423,14 +443,14 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
         st->frames_out++;
         st->bytes_out += len;
         s->ninflight--;
-        req_release(req);
-        deliver(s, true);
+        px_req_release(req);
+        px_session_deliver(s, true);
         return;
     } else {
         evbuffer_remove_buffer(in, req->buf, len); /* held until those before it are answered */
     }
     req->done = true;
-    deliver(s, false);
+    px_session_deliver(s, false);
 }
 
 void
@@ -442,17 +462,53 @@ px_session_on_failure(struct pool_req *pr, int result)
     char peer[PX_PEER_LEN];
 
     if (s == NULL) {
-        req_release(req);
+        px_req_release(req);
+        return;
+    }
+    px_req_unlink_after(req);
+    px_listener_stats(s->l)->upstream_failures++;
+    if (s->resp != NULL) {
+        px_resp_fail(s, req, result); /* an error reply in its place */
         return;
     }
     px_listener_log_ctx(s->l, s->fd, &ctx, peer);
     px_log_warn("session", &ctx, "request failed (%s); closing the client: %s has no error reply",
                 pool_result_str[result], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
-    px_listener_stats(s->l)->upstream_failures++;
     px_session_close(s, NULL);
 }
 
+void
+px_session_finish(struct px_session *s)
+{
+    s->eof = true;
+    if (s->in != NULL) {
+        evbuffer_drain(s->in, evbuffer_get_length(s->in));
+    }
+    arm_rev(s);
+    if (s->ninflight == 0 && len_of(s->out) == 0) {
+        px_session_close(s, "finished");
+    } else if (s->out != NULL && !s->flush_queued) {
+        s->flush_queued = true;
+        event_active(s->wev, EV_WRITE, 0);
+    }
+}
+
 /* ---- reading from the client ---- */
+
+void
+px_session_chain(struct px_session *s, struct px_req *req, struct px_req **slot)
+{
+    struct px_req *prev = *slot;
+
+    (void)s;
+    if (prev != NULL && prev->follower == NULL &&
+        (prev->pr.state == POOL_REQ_QUEUED || prev->pr.state == POOL_REQ_ASSIGNED ||
+         prev->pr.state == POOL_REQ_SENT)) {
+        req->pr.after = &prev->pr;
+        prev->follower = req;
+    }
+    *slot = req;
+}
 
 /* Turn one complete frame of n bytes into a request. Return -1 if the session closed. */
 static int
@@ -470,7 +526,7 @@ submit(struct px_session *s, size_t n)
         evbuffer_remove_buffer(s->in, scratch, n);
         if (px_codec_reframe(&cfg->codec, &cfg->cluster->codec, scratch, req->buf, &why) == -1) {
             evbuffer_drain(scratch, evbuffer_get_length(scratch));
-            req_release(req);
+            px_req_release(req);
             px_listener_stats(s->l)->bad_frames++;
             px_session_close(s, why);
             return -1;
@@ -484,6 +540,7 @@ submit(struct px_session *s, size_t n)
     req->pr.frame = req->buf;
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
+    px_session_chain(s, req, &s->last);
     px_listener_stats(s->l)->frames_in++;
     if (pool_submit(px_listener_pool(s->l), &req->pr, src, n) != POOL_OK) {
         struct px_log_ctx ctx;
@@ -495,7 +552,7 @@ submit(struct px_session *s, size_t n)
         px_session_close(s, NULL);
         return -1;
     }
-    arm_timer(s);
+    px_session_arm_timer(s);
     return 0;
 }
 
@@ -519,8 +576,25 @@ process(struct px_session *s)
             px_listener_log_ctx(s->l, s->fd, &ctx, peer);
             px_log_info("session", &ctx, "closing the client: %s", why);
             px_listener_stats(s->l)->bad_frames++;
-            px_session_close(s, NULL);
+            if (cfg->codec.type == CFG_CODEC_RESP) {
+                px_resp_bad_frame(s, why); /* an error reply, then close */
+            } else {
+                px_session_close(s, NULL);
+            }
             return;
+        }
+        if (cfg->codec.type == CFG_CODEC_RESP) {
+            int rc = px_resp_request(s, (size_t)n);
+
+            if (rc == -1 || s->closing || s->eof) {
+                return;
+            }
+            if (rc == 1) { /* waits until what is in flight is answered */
+                s->paused = true;
+                arm_rev(s);
+                return;
+            }
+            continue;
         }
         if (submit(s, (size_t)n) == -1 || s->closing) {
             return;
@@ -545,7 +619,7 @@ on_timeout(struct px_session *s, bool request_timer)
 
         if (head == NULL || head->done ||
             now_ms() < head->t0 + px_listener_cfg(s->l)->timeouts.request_ms) {
-            arm_timer(s);
+            px_session_arm_timer(s);
             return;
         }
         st->request_timeouts++;
@@ -553,7 +627,8 @@ on_timeout(struct px_session *s, bool request_timer)
     } else if (s->rev_mode == REV_PARTIAL) {
         st->read_timeouts++;
         px_log_info("session", &ctx, "read timeout with a partial frame; closing the client");
-    } else if (s->rev_mode == REV_IDLE && s->ninflight == 0) {
+    } else if (s->rev_mode == REV_IDLE && s->ninflight == 0 &&
+               (s->resp == NULL || !px_resp_idle_exempt(s))) {
         st->idle_timeouts++;
         px_log_debug("session", &ctx, "idle timeout");
     } else {
@@ -591,6 +666,9 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
     n = pool_io_read(s->in, fd, READ_CHUNK);
     if (n > 0) {
         px_listener_stats(s->l)->bytes_in += (uint64_t)n;
+    } else if (n == 0 && px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP) {
+        px_session_close(s, "client closed"); /* as Redis: a closing client wants no replies */
+        return;
     } else if (n == 0) {
         s->eof = true; /* half-close: answer what was sent, then close */
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

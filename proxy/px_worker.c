@@ -2,9 +2,11 @@
 #include "config/cfg.h"
 #include "pool/pool.h"
 #include "proxy/codec/px_codec.h"
+#include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
 #include "proxy/px_relay.h"
+#include "proxy/px_resp.h"
 #include "proxy/px_session.h"
 
 #include <arpa/inet.h>
@@ -44,6 +46,8 @@ struct px_worker {
     int stopfd;               /* owned: an eventfd the main thread writes to stop the loop */
     struct event *stop;       /* owned */
     struct evbuffer *scratch; /* owned: re-framing space */
+    struct px_cmd cmd;        /* a resp request's arguments, reused */
+    char **setup;             /* owned: per cluster, resp setup bytes (pool_handler hello/reset) */
     struct px_req **cache;    /* owned: spare requests */
     size_t ncache;
 };
@@ -54,6 +58,16 @@ static ssize_t
 frame_adapter(const void *arg, struct evbuffer *in, void *state, const char **why)
 {
     return px_codec_frame(arg, in, state, why);
+}
+
+/* A setup reply (AUTH, SELECT, RESET) is fine unless it is an error. */
+static int
+reply_ok(const void *arg, struct evbuffer *in, size_t len)
+{
+    unsigned char type = 0;
+
+    (void)arg;
+    return len > 0 && evbuffer_copyout(in, &type, 1) == 1 && type != '-' && type != '!' ? 0 : -1;
 }
 
 static void
@@ -167,6 +181,14 @@ make_pool(struct px_worker *w, size_t i)
     h->frame = frame_adapter;
     h->frame_arg = &cc->codec;
     h->arg = w;
+    if (cc->codec.type == CFG_CODEC_RESP) {
+        h->pinned = px_resp_on_pinned;
+        h->pin_lost = px_resp_on_pin_lost;
+        h->reply_ok = reply_ok;
+        if (px_resp_setup(cc, h, &w->setup[i]) == -1) {
+            goto out;
+        }
+    }
     w->pools[i] = pool_cluster_new(w->base, cc, addrs, lens, h);
     rc = w->pools[i] != NULL ? 0 : -1;
 out:
@@ -277,10 +299,11 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     w->base = event_base_new();
     w->pools = calloc(cfg->nclusters + 1, sizeof(*w->pools));
     w->handlers = calloc(cfg->nclusters + 1, sizeof(*w->handlers));
+    w->setup = calloc(cfg->nclusters + 1, sizeof(*w->setup));
     w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
     w->cache = calloc(REQ_CACHE_MAX, sizeof(*w->cache));
     w->scratch = evbuffer_new();
-    if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->listeners == NULL ||
+    if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->setup == NULL || w->listeners == NULL ||
         w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
         (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
         (w->stop = event_new(w->base, w->stopfd, EV_READ, on_stop, w)) == NULL ||
@@ -399,6 +422,11 @@ px_worker_free(struct px_worker *w)
     if (w->scratch != NULL) {
         evbuffer_free(w->scratch);
     }
+    px_cmd_deinit(&w->cmd);
+    for (i = 0; w->setup != NULL && i < w->cfg->nclusters; i++) {
+        free(w->setup[i]); /* after the pools that used it */
+    }
+    free(w->setup);
     if (w->base != NULL) {
         event_base_free(w->base);
     }
@@ -422,7 +450,7 @@ px_worker_log_stats(const struct px_worker *w)
                     "worker %u: accepted=%llu rejected=%llu accept_errors=%llu frames_in=%llu "
                     "frames_out=%llu bytes_in=%llu bytes_out=%llu bad_frames=%llu "
                     "idle_timeouts=%llu read_timeouts=%llu request_timeouts=%llu "
-                    "write_timeouts=%llu upstream_failures=%llu",
+                    "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu",
                     w->id, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
                     (unsigned long long)st->accept_errors, (unsigned long long)st->frames_in,
                     (unsigned long long)st->frames_out, (unsigned long long)st->bytes_in,
@@ -430,7 +458,8 @@ px_worker_log_stats(const struct px_worker *w)
                     (unsigned long long)st->idle_timeouts, (unsigned long long)st->read_timeouts,
                     (unsigned long long)st->request_timeouts,
                     (unsigned long long)st->write_timeouts,
-                    (unsigned long long)st->upstream_failures);
+                    (unsigned long long)st->upstream_failures,
+                    (unsigned long long)st->rejected_commands);
     }
     for (i = 0; i < w->cfg->nclusters; i++) {
         const struct pool_stats *ps;
@@ -444,13 +473,15 @@ px_worker_log_stats(const struct px_worker *w)
             "stats", &ctx,
             "worker %u: conns_opened=%llu conns_max=%llu connect_failures=%llu "
             "requests=%llu responses=%llu retries=%llu queued=%llu leases=%llu "
-            "failed_upstream=%llu failed_timeout=%llu failed_queue=%llu",
+            "pins=%llu unpin_resets=%llu failed_upstream=%llu failed_timeout=%llu "
+            "failed_queue=%llu",
             w->id, (unsigned long long)ps->conns_opened, (unsigned long long)ps->max_conns_seen,
             (unsigned long long)ps->connect_failures, (unsigned long long)ps->requests,
             (unsigned long long)ps->responses, (unsigned long long)ps->retries,
             (unsigned long long)ps->queued, (unsigned long long)ps->leases,
+            (unsigned long long)ps->pins, (unsigned long long)ps->unpin_resets,
             (unsigned long long)(ps->failed[POOL_UPSTREAM_ERROR] + ps->failed[POOL_MALFORMED] +
-                                 ps->failed[POOL_CONNECT_FAILED]),
+                                 ps->failed[POOL_CONNECT_FAILED] + ps->failed[POOL_REFUSED]),
             (unsigned long long)ps->failed[POOL_TIMEOUT],
             (unsigned long long)(ps->failed[POOL_QUEUE_FULL] + ps->failed[POOL_QUEUE_TIMEOUT]));
     }
@@ -473,6 +504,12 @@ px_worker_pool(struct px_worker *w, const char *cluster)
         }
     }
     return NULL;
+}
+
+struct px_cmd *
+px_worker_cmd(struct px_worker *w)
+{
+    return &w->cmd;
 }
 
 struct evbuffer *

@@ -37,7 +37,8 @@ struct px_listener_stats {
     uint64_t read_timeouts;
     uint64_t request_timeouts;
     uint64_t write_timeouts;    /* a client that did not read its replies */
-    uint64_t upstream_failures; /* requests that failed upstream: the client was closed */
+    uint64_t upstream_failures; /* requests that failed upstream (closed, or an error reply) */
+    uint64_t rejected_commands; /* resp: refused by sluice (not allowed, not shardable, auth) */
 };
 
 /* The head of a client session or relay, embedded in it: how the worker ends and frees it. */
@@ -67,7 +68,10 @@ void px_worker_log_stats(const struct px_worker *w);
 struct event_base *px_worker_base(struct px_worker *w);
 struct pool_cluster *px_worker_pool(struct px_worker *w, const char *cluster);
 struct evbuffer *px_worker_scratch(struct px_worker *w);
+/* A resp request's argument index, reused from request to request. */
+struct px_cmd *px_worker_cmd(struct px_worker *w);
 struct px_req *px_worker_req_get(struct px_worker *w);
+struct px_cmd;
 void px_worker_req_put(struct px_worker *w, struct px_req *req);
 /* A new client: the worker closes it at shutdown. */
 void px_worker_add_client(struct px_worker *w, struct px_client *c);

@@ -88,10 +88,10 @@ def test_every_example_is_valid(sluice_bin):
 
 
 def test_unbuilt_features_refused_at_start(sluice_bin, write_config):
-    path = write_config(minimal_config().replace("codec: line", "codec: resp"))
+    path = write_config(minimal_config().replace("codec: line", "codec: http"))
     r = run([sluice_bin, "-c", path])
     assert r.returncode == 2
-    assert "listeners[0] (l): codec resp is not available in this version yet" in r.stderr
+    assert "listeners[0] (l): codec http is not available in this version yet" in r.stderr
 
 
 def test_every_error_reported_once_with_position(sluice_bin, write_config):

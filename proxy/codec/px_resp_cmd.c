@@ -1,0 +1,564 @@
+/*
+ * The Redis command table (key positions as Redis's COMMAND reports them,
+ * state, split) and request argument parsing.
+ */
+#include "px_resp_cmd.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FLAT_MAX (64u << 10) /* frames up to this are made contiguous to be parsed in place */
+
+#define CMD(n, st, sp, k, f, l, s) {n, PX_ST_##st, PX_SPLIT_##sp, PX_KEYS_##k, f, l, s}
+#define KEY1(n) CMD(n, NONE, NONE, RANGE, 1, 1, 1)
+#define KEYS(n, f, l, s) CMD(n, NONE, NONE, RANGE, f, l, s)
+#define NOKEY(n) CMD(n, NONE, NONE, NONE, 0, 0, 0)
+#define ALL(n) CMD(n, NONE, NONE, ALL, 0, 0, 0)
+#define STATE(n, st) CMD(n, st, NONE, NONE, 0, 0, 0)
+
+/* Sorted by name for bsearch (checked by the unit tests). */
+static const struct px_cmd_info table[] = {
+    KEY1("APPEND"),
+    STATE("AUTH", PERM),
+    ALL("BGREWRITEAOF"),
+    ALL("BGSAVE"),
+    KEY1("BITCOUNT"),
+    KEY1("BITFIELD"),
+    KEY1("BITFIELD_RO"),
+    KEYS("BITOP", 2, -1, 1),
+    KEY1("BITPOS"),
+    CMD("BLMOVE", BLOCK, NONE, RANGE, 1, 2, 1),
+    CMD("BLMPOP", BLOCK, NONE, NUMKEYS, 2, 0, 1),
+    CMD("BLPOP", BLOCK, NONE, RANGE, 1, -2, 1),
+    CMD("BRPOP", BLOCK, NONE, RANGE, 1, -2, 1),
+    CMD("BRPOPLPUSH", BLOCK, NONE, RANGE, 1, 2, 1),
+    CMD("BZMPOP", BLOCK, NONE, NUMKEYS, 2, 0, 1),
+    CMD("BZPOPMAX", BLOCK, NONE, RANGE, 1, -2, 1),
+    CMD("BZPOPMIN", BLOCK, NONE, RANGE, 1, -2, 1),
+    STATE("CLIENT", CLIENT),
+    ALL("CLUSTER"),
+    NOKEY("COMMAND"),
+    ALL("CONFIG"),
+    KEYS("COPY", 1, 2, 1),
+    ALL("DBSIZE"),
+    ALL("DEBUG"),
+    KEY1("DECR"),
+    KEY1("DECRBY"),
+    CMD("DEL", NONE, SUM, RANGE, 1, -1, 1),
+    STATE("DISCARD", EXEC),
+    KEY1("DUMP"),
+    NOKEY("ECHO"),
+    CMD("EVAL", NONE, NONE, NUMKEYS, 2, 0, 1),
+    CMD("EVALSHA", NONE, NONE, NUMKEYS, 2, 0, 1),
+    CMD("EVALSHA_RO", NONE, NONE, NUMKEYS, 2, 0, 1),
+    CMD("EVAL_RO", NONE, NONE, NUMKEYS, 2, 0, 1),
+    STATE("EXEC", EXEC),
+    CMD("EXISTS", NONE, SUM, RANGE, 1, -1, 1),
+    KEY1("EXPIRE"),
+    KEY1("EXPIREAT"),
+    KEY1("EXPIRETIME"),
+    ALL("FAILOVER"),
+    CMD("FCALL", NONE, NONE, NUMKEYS, 2, 0, 1),
+    CMD("FCALL_RO", NONE, NONE, NUMKEYS, 2, 0, 1),
+    ALL("FLUSHALL"),
+    ALL("FLUSHDB"),
+    ALL("FUNCTION"),
+    KEY1("GEOADD"),
+    KEY1("GEODIST"),
+    KEY1("GEOHASH"),
+    KEY1("GEOPOS"),
+    KEY1("GEORADIUS"),
+    KEY1("GEORADIUSBYMEMBER"),
+    KEY1("GEORADIUSBYMEMBER_RO"),
+    KEY1("GEORADIUS_RO"),
+    KEY1("GEOSEARCH"),
+    KEYS("GEOSEARCHSTORE", 1, 2, 1),
+    KEY1("GET"),
+    KEY1("GETBIT"),
+    KEY1("GETDEL"),
+    KEY1("GETEX"),
+    KEY1("GETRANGE"),
+    KEY1("GETSET"),
+    KEY1("HDEL"),
+    STATE("HELLO", PERM),
+    KEY1("HEXISTS"),
+    KEY1("HGET"),
+    KEY1("HGETALL"),
+    KEY1("HINCRBY"),
+    KEY1("HINCRBYFLOAT"),
+    KEY1("HKEYS"),
+    KEY1("HLEN"),
+    KEY1("HMGET"),
+    KEY1("HMSET"),
+    KEY1("HRANDFIELD"),
+    KEY1("HSCAN"),
+    KEY1("HSET"),
+    KEY1("HSETNX"),
+    KEY1("HSTRLEN"),
+    KEY1("HVALS"),
+    KEY1("INCR"),
+    KEY1("INCRBY"),
+    KEY1("INCRBYFLOAT"),
+    ALL("INFO"),
+    ALL("KEYS"),
+    ALL("LASTSAVE"),
+    ALL("LATENCY"),
+    KEY1("LCS"),
+    KEY1("LINDEX"),
+    KEY1("LINSERT"),
+    KEY1("LLEN"),
+    KEYS("LMOVE", 1, 2, 1),
+    CMD("LMPOP", NONE, NONE, NUMKEYS, 1, 0, 1),
+    NOKEY("LOLWUT"),
+    KEY1("LPOP"),
+    KEY1("LPOS"),
+    KEY1("LPUSH"),
+    KEY1("LPUSHX"),
+    KEY1("LRANGE"),
+    KEY1("LREM"),
+    KEY1("LSET"),
+    KEY1("LTRIM"),
+    ALL("MEMORY"),
+    CMD("MGET", NONE, MGET, RANGE, 1, -1, 1),
+    ALL("MIGRATE"),
+    ALL("MODULE"),
+    STATE("MONITOR", STREAM),
+    ALL("MOVE"),
+    CMD("MSET", NONE, MSET, RANGE, 1, -1, 2),
+    KEYS("MSETNX", 1, -1, 2),
+    STATE("MULTI", MULTI),
+    KEYS("OBJECT", 2, 2, 1),
+    KEY1("PERSIST"),
+    KEY1("PEXPIRE"),
+    KEY1("PEXPIREAT"),
+    KEY1("PEXPIRETIME"),
+    KEY1("PFADD"),
+    KEYS("PFCOUNT", 1, -1, 1),
+    KEYS("PFMERGE", 1, -1, 1),
+    NOKEY("PING"),
+    KEY1("PSETEX"),
+    STATE("PSUBSCRIBE", STREAM),
+    KEY1("PTTL"),
+    ALL("PUBLISH"),
+    ALL("PUBSUB"),
+    STATE("QUIT", QUIT),
+    ALL("RANDOMKEY"),
+    ALL("READONLY"),
+    ALL("READWRITE"),
+    KEYS("RENAME", 1, 2, 1),
+    KEYS("RENAMENX", 1, 2, 1),
+    ALL("REPLICAOF"),
+    STATE("RESET", RESET),
+    KEY1("RESTORE"),
+    ALL("ROLE"),
+    KEY1("RPOP"),
+    KEYS("RPOPLPUSH", 1, 2, 1),
+    KEY1("RPUSH"),
+    KEY1("RPUSHX"),
+    KEY1("SADD"),
+    ALL("SAVE"),
+    ALL("SCAN"),
+    KEY1("SCARD"),
+    ALL("SCRIPT"),
+    KEYS("SDIFF", 1, -1, 1),
+    KEYS("SDIFFSTORE", 1, -1, 1),
+    STATE("SELECT", SELECT),
+    KEY1("SET"),
+    KEY1("SETBIT"),
+    KEY1("SETEX"),
+    KEY1("SETNX"),
+    KEY1("SETRANGE"),
+    ALL("SHUTDOWN"),
+    KEYS("SINTER", 1, -1, 1),
+    CMD("SINTERCARD", NONE, NONE, NUMKEYS, 1, 0, 1),
+    KEYS("SINTERSTORE", 1, -1, 1),
+    KEY1("SISMEMBER"),
+    ALL("SLAVEOF"),
+    ALL("SLOWLOG"),
+    KEY1("SMEMBERS"),
+    KEY1("SMISMEMBER"),
+    KEYS("SMOVE", 1, 2, 1),
+    KEY1("SORT"),
+    KEY1("SORT_RO"),
+    KEY1("SPOP"),
+    ALL("SPUBLISH"),
+    KEY1("SRANDMEMBER"),
+    KEY1("SREM"),
+    KEY1("SSCAN"),
+    STATE("SSUBSCRIBE", STREAM),
+    KEY1("STRLEN"),
+    STATE("SUBSCRIBE", STREAM),
+    KEY1("SUBSTR"),
+    KEYS("SUNION", 1, -1, 1),
+    KEYS("SUNIONSTORE", 1, -1, 1),
+    ALL("SWAPDB"),
+    NOKEY("TIME"),
+    CMD("TOUCH", NONE, SUM, RANGE, 1, -1, 1),
+    KEY1("TTL"),
+    KEY1("TYPE"),
+    CMD("UNLINK", NONE, SUM, RANGE, 1, -1, 1),
+    STATE("UNWATCH", UNWATCH),
+    STATE("WAIT", BLOCK),
+    STATE("WAITAOF", BLOCK),
+    CMD("WATCH", WATCH, NONE, RANGE, 1, -1, 1),
+    KEY1("XACK"),
+    KEY1("XADD"),
+    KEY1("XAUTOCLAIM"),
+    KEY1("XCLAIM"),
+    KEY1("XDEL"),
+    KEYS("XGROUP", 2, 2, 1),
+    KEYS("XINFO", 2, 2, 1),
+    KEY1("XLEN"),
+    KEY1("XPENDING"),
+    KEY1("XRANGE"),
+    CMD("XREAD", XBLOCK, NONE, STREAMS, 0, 0, 0),
+    CMD("XREADGROUP", XBLOCK, NONE, STREAMS, 0, 0, 0),
+    KEY1("XREVRANGE"),
+    KEY1("XSETID"),
+    KEY1("XTRIM"),
+    KEY1("ZADD"),
+    KEY1("ZCARD"),
+    KEY1("ZCOUNT"),
+    CMD("ZDIFF", NONE, NONE, NUMKEYS, 1, 0, 1),
+    CMD("ZDIFFSTORE", NONE, NONE, NUMKEYS, 2, 0, 2),
+    KEY1("ZINCRBY"),
+    CMD("ZINTER", NONE, NONE, NUMKEYS, 1, 0, 1),
+    CMD("ZINTERCARD", NONE, NONE, NUMKEYS, 1, 0, 1),
+    CMD("ZINTERSTORE", NONE, NONE, NUMKEYS, 2, 0, 2),
+    KEY1("ZLEXCOUNT"),
+    CMD("ZMPOP", NONE, NONE, NUMKEYS, 1, 0, 1),
+    KEY1("ZMSCORE"),
+    KEY1("ZPOPMAX"),
+    KEY1("ZPOPMIN"),
+    KEY1("ZRANDMEMBER"),
+    KEY1("ZRANGE"),
+    KEY1("ZRANGEBYLEX"),
+    KEY1("ZRANGEBYSCORE"),
+    KEYS("ZRANGESTORE", 1, 2, 1),
+    KEY1("ZRANK"),
+    KEY1("ZREM"),
+    KEY1("ZREMRANGEBYLEX"),
+    KEY1("ZREMRANGEBYRANK"),
+    KEY1("ZREMRANGEBYSCORE"),
+    KEY1("ZREVRANGE"),
+    KEY1("ZREVRANGEBYLEX"),
+    KEY1("ZREVRANGEBYSCORE"),
+    KEY1("ZREVRANK"),
+    KEY1("ZSCAN"),
+    KEY1("ZSCORE"),
+    CMD("ZUNION", NONE, NONE, NUMKEYS, 1, 0, 1),
+    CMD("ZUNIONSTORE", NONE, NONE, NUMKEYS, 2, 0, 2),
+};
+
+static int
+by_name(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct px_cmd_info *)elem)->name);
+}
+
+const struct px_cmd_info *
+px_cmd_lookup(const char *name, size_t len)
+{
+    char up[24];
+    size_t i;
+
+    if (len == 0 || len >= sizeof(up)) {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        up[i] = (char)toupper((unsigned char)name[i]);
+    }
+    up[len] = '\0';
+    return bsearch(up, table, sizeof(table) / sizeof(table[0]), sizeof(table[0]), by_name);
+}
+
+/* For the unit tests: the table and its size. */
+const struct px_cmd_info *px_cmd_table(size_t *n);
+
+const struct px_cmd_info *
+px_cmd_table(size_t *n)
+{
+    *n = sizeof(table) / sizeof(table[0]);
+    return table;
+}
+
+void
+px_cmd_deinit(struct px_cmd *cmd)
+{
+    free(cmd->argv);
+    cmd->argv = NULL;
+    cmd->cap = 0;
+}
+
+/* ---- parsing ---- */
+
+/* Copy len bytes at offset pos of the frame into out. */
+static int
+copy_at(const struct px_cmd *cmd, size_t pos, void *out, size_t len)
+{
+    struct evbuffer_ptr p;
+
+    if (cmd->flat != NULL) {
+        memcpy(out, cmd->flat + pos, len);
+        return 0;
+    }
+    if (evbuffer_ptr_set(cmd->in, &p, pos, EVBUFFER_PTR_SET) == -1 ||
+        evbuffer_copyout_from(cmd->in, &p, out, len) != (ev_ssize_t)len) {
+        return -1;
+    }
+    return 0;
+}
+
+/* A header "<type><digits>\r\n" at pos (the framer checked its shape): its number and end. */
+static int
+header(const struct px_cmd *cmd, size_t pos, size_t n, char type, uint64_t *value, size_t *end)
+{
+    char buf[24];
+    size_t avail = n - pos < sizeof(buf) ? n - pos : sizeof(buf), i;
+    uint64_t v = 0;
+
+    if (avail < 4 || copy_at(cmd, pos, buf, avail) == -1 || buf[0] != type) {
+        return -1;
+    }
+    for (i = 1; i < avail && buf[i] >= '0' && buf[i] <= '9'; i++) {
+        v = v * 10 + (uint64_t)(buf[i] - '0');
+    }
+    if (i == 1 || i + 1 >= avail || buf[i] != '\r' || buf[i + 1] != '\n') {
+        return -1;
+    }
+    *value = v;
+    *end = pos + i + 2;
+    return 0;
+}
+
+int
+px_cmd_parse(struct px_cmd *cmd, struct evbuffer *in, size_t n, const char **why)
+{
+    uint64_t argc, len;
+    size_t pos, i;
+
+    cmd->in = in;
+    cmd->argc = 0;
+    cmd->name[0] = '\0';
+    cmd->flat = n <= FLAT_MAX ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : NULL;
+    if (header(cmd, 0, n, '*', &argc, &pos) == -1 || argc == 0) {
+        *why = "expected an array of bulk strings";
+        return -1;
+    }
+    if (argc > cmd->cap) {
+        size_t cap = argc < 16 ? 16 : argc;
+        struct px_arg *v = realloc(cmd->argv, cap * sizeof(*v));
+
+        if (v == NULL) {
+            *why = "out of memory";
+            return -1;
+        }
+        cmd->argv = v;
+        cmd->cap = cap;
+    }
+    for (i = 0; i < argc; i++) {
+        struct px_arg *a = &cmd->argv[i];
+
+        a->hdr = (uint32_t)pos;
+        if (header(cmd, pos, n, '$', &len, &pos) == -1 || pos + len + 2 > n) {
+            *why = "expected '$' for each argument";
+            return -1;
+        }
+        a->off = (uint32_t)pos;
+        a->len = (uint32_t)len;
+        pos += len + 2;
+    }
+    if (pos != n) {
+        *why = "trailing bytes after the arguments";
+        return -1;
+    }
+    cmd->argc = argc;
+    if (cmd->argv[0].len < sizeof(cmd->name)) {
+        size_t k;
+
+        if (copy_at(cmd, cmd->argv[0].off, cmd->name, cmd->argv[0].len) == -1) {
+            *why = "cannot read the command";
+            return -1;
+        }
+        for (k = 0; k < cmd->argv[0].len; k++) {
+            cmd->name[k] = (char)toupper((unsigned char)cmd->name[k]);
+        }
+        cmd->name[cmd->argv[0].len] = '\0';
+    }
+    return 0;
+}
+
+size_t
+px_cmd_arg(const struct px_cmd *cmd, size_t i, char *buf, size_t cap)
+{
+    const struct px_arg *a = &cmd->argv[i];
+    size_t n = a->len < cap ? a->len : cap;
+
+    if (copy_at(cmd, a->off, buf, n) == -1) {
+        return 0;
+    }
+    return a->len;
+}
+
+bool
+px_cmd_arg_is(const struct px_cmd *cmd, size_t i, const char *s)
+{
+    char buf[32];
+    size_t len = strlen(s);
+
+    return i < cmd->argc && cmd->argv[i].len == len && len < sizeof(buf) &&
+           px_cmd_arg(cmd, i, buf, sizeof(buf)) == len && strncasecmp(buf, s, len) == 0;
+}
+
+int64_t
+px_cmd_arg_int(const struct px_cmd *cmd, size_t i)
+{
+    char buf[24];
+    size_t len, k;
+    int64_t v = 0;
+
+    if (i >= cmd->argc || (len = cmd->argv[i].len) == 0 || len > 18 ||
+        px_cmd_arg(cmd, i, buf, sizeof(buf)) != len) {
+        return -1;
+    }
+    for (k = 0; k < len; k++) {
+        if (buf[k] < '0' || buf[k] > '9') {
+            return -1;
+        }
+        v = v * 10 + (buf[k] - '0');
+    }
+    return v;
+}
+
+long
+px_cmd_keys(const struct px_cmd *cmd, const struct px_cmd_info *info, size_t *keys, size_t max)
+{
+    size_t argc = cmd->argc, first, last, i, n = 0;
+    int64_t count;
+
+    switch ((enum px_cmd_keys)info->keys) {
+    case PX_KEYS_NONE:
+    case PX_KEYS_ALL:
+        return 0;
+    case PX_KEYS_RANGE:
+        first = (size_t)info->first;
+        if (info->last < 0) {
+            if ((size_t)(-info->last) > argc) {
+                return -1;
+            }
+            last = argc - (size_t)(-info->last);
+        } else {
+            last = (size_t)info->last;
+        }
+        if (first >= argc || last >= argc || last < first) {
+            return -1;
+        }
+        for (i = first; i <= last && n < max; i += info->step) {
+            keys[n++] = i;
+        }
+        return (long)n;
+    case PX_KEYS_NUMKEYS:
+        if (info->step == 2 && n < max && argc > 1) {
+            keys[n++] = 1; /* a destination key before the count */
+        }
+        count = px_cmd_arg_int(cmd, (size_t)info->first);
+        if (count <= 0 || (size_t)info->first + (size_t)count >= argc) {
+            return count == 0 ? (long)n : -1;
+        }
+        for (i = 0; i < (size_t)count && n < max; i++) {
+            keys[n++] = (size_t)info->first + 1 + i;
+        }
+        return (long)n;
+    case PX_KEYS_STREAMS:
+        for (i = 1; i < argc; i++) {
+            if (px_cmd_arg_is(cmd, i, "STREAMS")) {
+                size_t rest = argc - i - 1, k;
+
+                if (rest == 0 || rest % 2 != 0) {
+                    return -1;
+                }
+                for (k = 0; k < rest / 2 && n < max; k++) {
+                    keys[n++] = i + 1 + k;
+                }
+                return (long)n;
+            }
+        }
+        return -1;
+    }
+    return -1;
+}
+
+/* ---- inline commands ---- */
+
+long
+px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, const char **why)
+{
+    char *line = malloc(n + 1), *p, *end;
+    size_t words = 0;
+    long total;
+    struct evbuffer *body = scratch;
+
+    if (line == NULL || evbuffer_remove(in, line, n) != (int)n) {
+        free(line);
+        *why = "out of memory";
+        return -1;
+    }
+    end = line + n;
+    while (end > line && (end[-1] == '\n' || end[-1] == '\r')) {
+        end--;
+    }
+    evbuffer_drain(body, evbuffer_get_length(body));
+    for (p = line; p < end;) {
+        char *w, *out;
+
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+        if (p == end) {
+            break;
+        }
+        w = out = p;
+        if (*p == '"' || *p == '\'') { /* a quoted word, as redis-cli writes one */
+            char q = *p++;
+
+            while (p < end && *p != q) {
+                if (q == '"' && *p == '\\' && p + 1 < end) {
+                    p++;
+                }
+                *out++ = *p++;
+            }
+            if (p == end) {
+                free(line);
+                *why = "unbalanced quotes in an inline command";
+                return -1;
+            }
+            p++;
+        } else {
+            while (p < end && *p != ' ' && *p != '\t') {
+                *out++ = *p++;
+            }
+        }
+        evbuffer_add_printf(body, "$%zu\r\n", (size_t)(out - w));
+        evbuffer_add(body, w, (size_t)(out - w));
+        evbuffer_add(body, "\r\n", 2);
+        words++;
+    }
+    free(line);
+    if (words == 0) {
+        return 0;
+    }
+    total = (long)evbuffer_get_length(body);
+    {
+        char head[24];
+        int h = snprintf(head, sizeof(head), "*%zu\r\n", words);
+
+        evbuffer_prepend(body, head, (size_t)h);
+        total += h;
+    }
+    evbuffer_prepend_buffer(in, body);
+    return total;
+}

@@ -1,0 +1,1083 @@
+/*
+ * Redis sessions: what sluice answers itself, what pins a client to an
+ * upstream connection of its own, and how keys are sharded.
+ *
+ * A pinned client's requests go, in order, to its pinned connection; the
+ * pool hands every frame from it back here, and the head of pinq (its
+ * requests still waiting there) takes it. Once the client subscribes (or
+ * runs MONITOR, or turns replies off) replies no longer match requests: the
+ * session becomes a stream and every frame goes straight to the client,
+ * until it leaves. Changing route (shared to pinned) waits until nothing is
+ * in flight, so no reply can overtake another.
+ */
+#include "px_resp.h"
+#include "config/cfg.h"
+#include "pool/pool.h"
+#include "proxy/codec/px_codec.h"
+#include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_listener.h"
+#include "proxy/px_log.h"
+#include "proxy/px_session.h"
+#include "proxy/px_session_internal.h"
+#include "proxy/px_worker.h"
+
+#include <event2/buffer.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEYS_STACK 64
+
+/* What a request's reply does (px_req.kind). */
+enum kind {
+    K_PLAIN,
+    K_EXEC,    /* EXEC, DISCARD: the transaction and WATCH end */
+    K_UNWATCH, /* WATCH ends */
+    K_BLOCK,   /* a blocking command */
+    K_RESET,   /* every state ends; the connection needs its hello again */
+    K_STREAM,  /* from its turn on, frames flow without requests */
+    K_MGET,    /* split parents: how the fragments' replies join */
+    K_MSET,
+    K_SUM,
+};
+
+struct px_resp {
+    struct pool_conn *pin;     /* borrowed from the pool while pinned */
+    struct pool_req_list pinq; /* requests waiting on pin, oldest first (by pr.link) */
+    unsigned npinq;
+    unsigned nblocking; /* of them, blocking commands: no read deadline */
+    bool stream;        /* frames go straight to the client */
+    bool perm;          /* state that lasts until the client leaves */
+    bool multi;
+    bool watch;
+    bool authed;
+    size_t nlast;
+    struct px_req *last[]; /* per shard: the newest unanswered request (pool_req.after) */
+};
+
+/* A split command's fragments and, for MGET, which fragment has each key. */
+struct split {
+    uint32_t nfrags;
+    uint32_t nkeys;
+    struct px_req **frags; /* into this allocation */
+    uint32_t *order;       /* into this allocation */
+};
+
+static const char *const fail_text[POOL_RESULT_MAX] = {
+    [POOL_OK] = "internal error",
+    [POOL_CONNECT_FAILED] = "no healthy server",
+    [POOL_UPSTREAM_ERROR] = "upstream connection lost",
+    [POOL_TIMEOUT] = "upstream timeout",
+    [POOL_MALFORMED] = "malformed upstream reply",
+    [POOL_QUEUE_FULL] = "queue full",
+    [POOL_QUEUE_TIMEOUT] = "queue timeout",
+    [POOL_SHUTDOWN] = "shutting down",
+    [POOL_REFUSED] = "upstream refused the login",
+    [POOL_PIN_LIMIT] = "too many pinned clients",
+};
+
+static struct px_resp *
+resp_of(struct px_session *s)
+{
+    if (s->resp == NULL) {
+        struct pool_cluster *pool = px_listener_pool(s->l);
+        const struct cfg_cluster *cc = px_listener_cfg(s->l)->cluster;
+        size_t n = cc->balance == CFG_BALANCE_HASH ? pool_cluster_nservers(pool) : 0;
+
+        s->resp = calloc(1, sizeof(*s->resp) + n * sizeof(s->resp->last[0]));
+        if (s->resp == NULL) {
+            return NULL;
+        }
+        s->resp->nlast = n;
+        TAILQ_INIT(&s->resp->pinq);
+    }
+    return s->resp;
+}
+
+void
+px_resp_free(struct px_resp *r)
+{
+    free(r);
+}
+
+static bool
+sharded(const struct px_session *s)
+{
+    return s->resp != NULL && s->resp->nlast > 1;
+}
+
+static struct px_req **
+slot(struct px_session *s, uint32_t shard)
+{
+    return shard != 0 ? &s->resp->last[shard - 1] : &s->last;
+}
+
+void
+px_resp_forget(struct px_session *s, struct px_req *req)
+{
+    uint32_t shard = req->pr.shard;
+
+    if (shard != 0 && shard <= s->resp->nlast && s->resp->last[shard - 1] == req) {
+        s->resp->last[shard - 1] = NULL;
+    }
+}
+
+bool
+px_resp_idle_exempt(const struct px_session *s)
+{
+    return s->resp->stream; /* as Redis spares Pub/Sub clients its timeout */
+}
+
+/* ---- replies made here ---- */
+
+static void
+consume(struct px_session *s, size_t n)
+{
+    evbuffer_drain(s->in, n);
+    memset(&s->fst, 0, sizeof(s->fst));
+}
+
+/* Answer the frame of n bytes with text (len bytes) in its place in the order. */
+static void
+local_reply(struct px_session *s, size_t n, const char *text, size_t len)
+{
+    struct px_req *req = px_session_req_new(s);
+
+    consume(s, n);
+    px_listener_stats(s->l)->frames_in++;
+    evbuffer_add(req->buf, text, len);
+    req->done = true;
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+    }
+}
+
+static void local_error(struct px_session *s, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+local_error(struct px_session *s, size_t n, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    int len;
+
+    va_start(ap, fmt);
+    len = vsnprintf(text, sizeof(text) - 2, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        len = 0;
+    } else if ((size_t)len > sizeof(text) - 3) {
+        len = (int)sizeof(text) - 3;
+    }
+    memcpy(text + len, "\r\n", 2);
+    px_listener_stats(s->l)->rejected_commands++;
+    local_reply(s, n, text, (size_t)len + 2);
+}
+
+/* req's reply becomes "-ERR sluice: <why>". */
+static void
+error_into(struct px_req *req, int result)
+{
+    evbuffer_drain(req->buf, evbuffer_get_length(req->buf)); /* an unsent request's bytes */
+    evbuffer_add_printf(req->buf, "-ERR sluice: %s\r\n",
+                        result > 0 && result < POOL_RESULT_MAX ? fail_text[result] : "error");
+}
+
+void
+px_resp_bad_frame(struct px_session *s, const char *why)
+{
+    struct px_req *req = px_session_req_new(s);
+
+    if (strstr(why, "max_frame") != NULL) {
+        evbuffer_add_printf(req->buf, "-ERR sluice: frame too large\r\n");
+    } else {
+        evbuffer_add_printf(req->buf, "-ERR sluice: protocol error: %s\r\n", why);
+    }
+    req->done = true;
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+        px_session_finish(s);
+    }
+}
+
+/* ---- client authentication at sluice ---- */
+
+static bool
+same(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    size_t i;
+
+    for (i = 0; i < alen && i < blen; i++) {
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    }
+    return diff == 0;
+}
+
+static void
+auth(struct px_session *s, struct px_cmd *cmd, size_t n)
+{
+    const struct cfg_resp_auth *a = &px_listener_cfg(s->l)->resp.auth;
+    const char *want_user = a->username != NULL ? a->username : "default";
+    char user[128], pass[512];
+    size_t ulen = 7, plen;
+
+    if (cmd->argc != 2 && cmd->argc != 3) {
+        local_error(s, n, "-ERR wrong number of arguments for 'auth' command");
+        return;
+    }
+    memcpy(user, "default", 7);
+    if (cmd->argc == 3) {
+        ulen = px_cmd_arg(cmd, 1, user, sizeof(user));
+    }
+    plen = px_cmd_arg(cmd, cmd->argc - 1, pass, sizeof(pass));
+    if (ulen <= sizeof(user) && plen <= sizeof(pass) &&
+        same(user, ulen, want_user, strlen(want_user)) &
+            same(pass, plen, a->password.ptr, a->password.len)) {
+        s->resp->authed = true;
+        local_reply(s, n, "+OK\r\n", 5);
+        return;
+    }
+    px_listener_stats(s->l)->rejected_commands++;
+    local_reply(s, n, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64);
+}
+
+/* ---- pinned clients ---- */
+
+static void
+update_expect(struct px_resp *r)
+{
+    if (r->pin != NULL) {
+        pool_pin_expect(r->pin, r->npinq, r->nblocking == 0);
+    }
+}
+
+/* Every request still waiting on the pin is answered by the stream from here on. */
+static void
+start_stream(struct px_session *s)
+{
+    struct px_resp *r = s->resp;
+    struct pool_req *pr;
+
+    r->stream = true;
+    while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
+        struct px_req *req = (struct px_req *)pr;
+
+        TAILQ_REMOVE(&r->pinq, pr, link);
+        req->done = true; /* its replies come in the stream, in order */
+    }
+    r->npinq = 0;
+    r->nblocking = 0;
+    update_expect(r);
+    px_session_deliver(s, false);
+}
+
+/* A stream starts when its request is next to be answered. */
+static void
+advance(struct px_session *s)
+{
+    struct pool_req *head = TAILQ_FIRST(&s->resp->pinq);
+
+    if (head != NULL && ((struct px_req *)head)->kind == K_STREAM) {
+        start_stream(s);
+    }
+}
+
+/* The state is over: the connection goes back to the pool as it is. */
+static void
+maybe_unpin(struct px_session *s)
+{
+    struct px_resp *r = s->resp;
+
+    if (r->pin != NULL && !r->stream && r->npinq == 0 && !r->perm && !r->multi && !r->watch) {
+        pool_unpin(r->pin, POOL_UNPIN_RETURN);
+        r->pin = NULL;
+    }
+}
+
+static void
+send_pinned(struct px_session *s, size_t n, enum kind kind)
+{
+    struct px_resp *r = s->resp;
+
+    px_listener_stats(s->l)->frames_in++;
+    if (r->stream) { /* no reply to wait for: the stream brings it */
+        pool_pin_write(r->pin, s->in, n);
+        memset(&s->fst, 0, sizeof(s->fst));
+        return;
+    }
+    {
+        struct px_req *req = px_session_req_new(s);
+
+        req->kind = (uint8_t)kind;
+        if (kind == K_BLOCK) {
+            req->t0 = PX_NO_DEADLINE; /* it may wait as long as the client asked */
+            r->nblocking++;
+        }
+        pool_pin_write(r->pin, s->in, n);
+        memset(&s->fst, 0, sizeof(s->fst));
+        TAILQ_INSERT_TAIL(&r->pinq, &req->pr, link);
+        r->npinq++;
+    }
+    advance(s);
+    update_expect(r);
+    px_session_arm_timer(s);
+}
+
+void
+px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
+{
+    struct px_session *s = owner;
+    struct px_resp *r = s->resp;
+    struct pool_req *pr = TAILQ_FIRST(&r->pinq);
+    struct px_req *req = (struct px_req *)pr;
+    unsigned char type = 0;
+
+    if (s->closing || px_session_ensure_out(s) == -1) {
+        evbuffer_drain(in, len);
+        return;
+    }
+    evbuffer_copyout(in, &type, 1);
+    if (r->stream || pr == NULL || type == '>') {
+        /* a message, a RESP3 push, or a reply nobody waits for: straight on */
+        struct px_listener_stats *st = px_listener_stats(s->l);
+
+        evbuffer_remove_buffer(in, s->out, len);
+        st->frames_out++;
+        st->bytes_out += len;
+        px_session_deliver(s, true);
+        return;
+    }
+    TAILQ_REMOVE(&r->pinq, pr, link);
+    r->npinq--;
+    evbuffer_remove_buffer(in, req->buf, len);
+    req->done = true;
+    switch ((enum kind)req->kind) {
+    case K_EXEC:
+        r->multi = false;
+        r->watch = false;
+        break;
+    case K_UNWATCH:
+        r->watch = false;
+        break;
+    case K_BLOCK:
+        r->nblocking--;
+        break;
+    case K_RESET:
+        r->multi = r->watch = false;
+        r->perm = px_listener_cfg(s->l)->cluster->resp.enabled; /* its login and db are gone */
+        break;
+    default:
+        break;
+    }
+    advance(s);
+    update_expect(r);
+    maybe_unpin(s);
+    px_session_deliver(s, false);
+}
+
+void
+px_resp_on_pin_lost(void *owner, enum pool_result result)
+{
+    struct px_session *s = owner;
+    struct px_resp *r = s->resp;
+    struct pool_req *pr;
+    struct px_log_ctx ctx;
+    char peer[PX_PEER_LEN];
+
+    r->pin = NULL;
+    while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
+        struct px_req *req = (struct px_req *)pr;
+
+        TAILQ_REMOVE(&r->pinq, pr, link);
+        error_into(req, result);
+        req->done = true;
+        px_listener_stats(s->l)->upstream_failures++;
+    }
+    r->npinq = 0;
+    r->nblocking = 0;
+    px_listener_log_ctx(s->l, s->fd, &ctx, peer);
+    px_log_info("resp", &ctx, "pinned upstream connection lost (%s); closing the client",
+                pool_result_str[result]);
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+        px_session_finish(s); /* its connection state is gone with the connection */
+    }
+}
+
+void
+px_resp_close(struct px_session *s)
+{
+    struct px_resp *r = s->resp;
+    enum pool_unpin_mode mode = POOL_UNPIN_RETURN;
+
+    if (r->pin == NULL) {
+        return;
+    }
+    if (r->stream || r->npinq > 0) {
+        mode = POOL_UNPIN_CLOSE; /* replies still coming: the stream cannot be resynced */
+    } else if (r->perm || r->multi || r->watch) {
+        mode = POOL_UNPIN_RESET;
+    }
+    pool_unpin(r->pin, mode);
+    r->pin = NULL;
+    TAILQ_INIT(&r->pinq);
+    r->npinq = 0;
+}
+
+/* ---- shared connections and shards ---- */
+
+static void
+submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
+{
+    struct px_req *req = px_session_req_new(s);
+    enum pool_result rc;
+
+    req->kind = (uint8_t)kind;
+    req->pr.shard = shard;
+    px_session_chain(s, req, slot(s, shard));
+    px_listener_stats(s->l)->frames_in++;
+    memset(&s->fst, 0, sizeof(s->fst));
+    rc = pool_submit(px_listener_pool(s->l), &req->pr, s->in, n);
+    if (rc != POOL_OK) {
+        px_req_unlink_after(req);
+        error_into(req, rc);
+        req->done = true;
+        px_listener_stats(s->l)->upstream_failures++;
+        if (px_session_ensure_out(s) == 0) {
+            px_session_deliver(s, false);
+        }
+        return;
+    }
+    px_session_arm_timer(s);
+}
+
+/* The shard of key argument i. */
+static uint32_t
+shard_of(struct px_session *s, const struct px_cmd *cmd, size_t i)
+{
+    char stack[512], *key = stack;
+    size_t len = cmd->argv[i].len;
+    uint32_t shard;
+
+    if (len > sizeof(stack) && (key = malloc(len)) == NULL) {
+        return 1; /* out of memory: any valid shard; the request still gets an answer */
+    }
+    px_cmd_arg(cmd, i, key, len);
+    shard = pool_cluster_shard(px_listener_pool(s->l), key, len);
+    if (key != stack) {
+        free(key);
+    }
+    return shard;
+}
+
+/* Every key's shard in shards; return the one they share, or 0 when they differ. */
+static uint32_t
+common_shard(const uint32_t *shards, size_t n)
+{
+    size_t i;
+
+    for (i = 1; i < n; i++) {
+        if (shards[i] != shards[0]) {
+            return 0;
+        }
+    }
+    return n > 0 ? shards[0] : 0;
+}
+
+static void parent_step(struct px_session *s, struct px_req *parent);
+
+static void
+fragment_done(struct px_req *frag)
+{
+    frag->done = true;
+    parent_step(frag->s, frag->parent);
+}
+
+/* Send one fragment; a refused one is answered with its error at once. */
+static void
+send_fragment(struct px_session *s, struct px_req *frag)
+{
+    enum pool_result rc;
+
+    px_session_chain(s, frag, slot(s, frag->pr.shard));
+    rc = pool_submit(px_listener_pool(s->l), &frag->pr, frag->buf,
+                     evbuffer_get_length(frag->buf));
+    if (rc != POOL_OK) {
+        px_req_unlink_after(frag);
+        error_into(frag, rc);
+        fragment_done(frag);
+    }
+}
+
+/*
+ * Split a multi-key command over the shards of its keys: one fragment per
+ * shard, each the same command with that shard's keys (and values), in order.
+ */
+static void
+split(struct px_session *s, const struct px_cmd *cmd, size_t n, const uint32_t *shards,
+      size_t nkeys, size_t step, enum kind kind)
+{
+    size_t nservers = s->resp->nlast, i, k;
+    struct px_req *parent = px_session_req_new(s);
+    struct split *sp = calloc(1, sizeof(*sp) + nservers * sizeof(struct px_req *) +
+                                     nkeys * sizeof(uint32_t));
+    int32_t *frag_of = calloc(nservers, sizeof(*frag_of));
+    uint32_t *count = calloc(nservers, sizeof(*count));
+
+    px_listener_stats(s->l)->frames_in++;
+    parent->kind = (uint8_t)kind;
+    if (sp == NULL || frag_of == NULL || count == NULL) {
+        free(sp);
+        consume(s, n);
+        evbuffer_add_printf(parent->buf, "-ERR sluice: out of memory\r\n");
+        parent->done = true;
+        goto out;
+    }
+    sp->frags = (struct px_req **)(sp + 1);
+    sp->order = (uint32_t *)(sp->frags + nservers);
+    sp->nkeys = (uint32_t)nkeys;
+    parent->aux = sp;
+    for (i = 0; i < nservers; i++) {
+        frag_of[i] = -1;
+    }
+    for (k = 0; k < nkeys; k++) {
+        uint32_t sh = shards[k] - 1;
+
+        if (frag_of[sh] < 0) {
+            struct px_req *frag = px_worker_req_get(s->w);
+
+            frag->s = s;
+            frag->parent = parent;
+            frag->t0 = parent->t0;
+            frag->pr.frame = frag->buf;
+            frag->pr.shard = shards[k];
+            frag_of[sh] = (int32_t)sp->nfrags;
+            sp->frags[sp->nfrags++] = frag;
+        }
+        sp->order[k] = (uint32_t)frag_of[sh];
+        count[sh]++;
+    }
+    for (i = 0; i < nservers; i++) {
+        if (frag_of[i] >= 0) {
+            evbuffer_add_printf(sp->frags[frag_of[i]]->buf, "*%zu\r\n$%zu\r\n%s\r\n",
+                                1 + count[i] * step, strlen(cmd->name), cmd->name);
+        }
+    }
+    /* the arguments, in order: each key (with its value) to its fragment */
+    evbuffer_drain(s->in, cmd->argv[1].hdr);
+    for (k = 0; k < nkeys; k++) {
+        const struct px_arg *first = &cmd->argv[1 + k * step];
+        const struct px_arg *end = &cmd->argv[k * step + step];
+
+        evbuffer_remove_buffer(s->in, sp->frags[sp->order[k]]->buf,
+                               end->off + end->len + 2 - first->hdr);
+    }
+    memset(&s->fst, 0, sizeof(s->fst));
+    parent->nfrags = sp->nfrags + 1; /* held until every fragment is sent */
+    for (i = 0; i < sp->nfrags; i++) {
+        send_fragment(s, sp->frags[i]);
+    }
+    free(frag_of);
+    free(count);
+    px_session_arm_timer(s);
+    parent_step(s, parent);
+    return;
+out:
+    free(frag_of);
+    free(count);
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+    }
+}
+
+/* Remove the header "*<n>\r\n" (or any first line) of buf; return n, or -1 if not an array. */
+static long
+take_array_header(struct evbuffer *buf)
+{
+    char line[32];
+    struct evbuffer_ptr eol = evbuffer_search_eol(buf, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
+    ev_ssize_t got;
+
+    if (eol.pos < 0 || eol.pos >= (ev_ssize_t)sizeof(line)) {
+        return -1;
+    }
+    got = evbuffer_copyout(buf, line, (size_t)eol.pos);
+    if (got != eol.pos || line[0] != '*') {
+        return -1;
+    }
+    line[got] = '\0';
+    evbuffer_drain(buf, (size_t)eol.pos + 2);
+    return strtol(line + 1, NULL, 10);
+}
+
+static long long
+integer_reply(struct evbuffer *buf, bool *ok)
+{
+    char line[32];
+    ev_ssize_t got = evbuffer_copyout(buf, line, sizeof(line) - 1);
+    char *end;
+    long long v;
+
+    *ok = false;
+    if (got < 4 || line[0] != ':') {
+        return 0;
+    }
+    line[got] = '\0';
+    v = strtoll(line + 1, &end, 10);
+    *ok = end[0] == '\r' && end[1] == '\n';
+    return v;
+}
+
+/* Join the fragments' replies into the parent's, in the client's key order. */
+static void
+join(struct px_session *s, struct px_req *parent)
+{
+    struct split *sp = parent->aux;
+    const struct cfg_codec *codec = &px_listener_cfg(s->l)->codec;
+    long long sum = 0;
+    uint32_t i;
+
+    for (i = 0; i < sp->nfrags; i++) { /* an error anywhere is the answer */
+        struct evbuffer *b = sp->frags[i]->buf;
+        unsigned char type = 0;
+
+        evbuffer_copyout(b, &type, 1);
+        if (type == '-' || type == '!') {
+            evbuffer_add_buffer(parent->buf, b);
+            return;
+        }
+    }
+    switch ((enum kind)parent->kind) {
+    case K_MGET:
+        for (i = 0; i < sp->nfrags; i++) {
+            if (take_array_header(sp->frags[i]->buf) < 0) {
+                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
+                return;
+            }
+        }
+        evbuffer_add_printf(parent->buf, "*%u\r\n", sp->nkeys);
+        for (i = 0; i < sp->nkeys; i++) {
+            struct evbuffer *b = sp->frags[sp->order[i]]->buf;
+            struct px_frame_state st = {0};
+            const char *why;
+            ssize_t len = px_codec_frame(codec, b, &st, &why);
+
+            if (len <= 0) {
+                evbuffer_drain(parent->buf, evbuffer_get_length(parent->buf));
+                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
+                return;
+            }
+            evbuffer_remove_buffer(b, parent->buf, (size_t)len);
+        }
+        return;
+    case K_MSET:
+        evbuffer_add(parent->buf, "+OK\r\n", 5);
+        return;
+    default:
+        for (i = 0; i < sp->nfrags; i++) {
+            bool ok;
+
+            sum += integer_reply(sp->frags[i]->buf, &ok);
+            if (!ok) {
+                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
+                return;
+            }
+        }
+        evbuffer_add_printf(parent->buf, ":%lld\r\n", sum);
+        return;
+    }
+}
+
+/* One fragment of parent (or its sending) is done; the last one joins the replies. */
+static void
+parent_step(struct px_session *s, struct px_req *parent)
+{
+    struct split *sp = parent->aux;
+    uint32_t i;
+
+    if (--parent->nfrags > 0) {
+        return;
+    }
+    join(s, parent);
+    for (i = 0; i < sp->nfrags; i++) {
+        px_req_release(sp->frags[i]);
+        sp->frags[i] = NULL;
+    }
+    sp->nfrags = 0;
+    parent->done = true;
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+    }
+}
+
+void
+px_resp_fragment(struct px_req *frag, struct evbuffer *in, size_t len)
+{
+    evbuffer_remove_buffer(in, frag->buf, len);
+    fragment_done(frag);
+}
+
+void
+px_resp_drop_fragments(struct px_req *parent)
+{
+    struct split *sp = parent->aux;
+    uint32_t i;
+
+    for (i = 0; i < sp->nfrags; i++) {
+        struct px_req *frag = sp->frags[i];
+
+        if (frag->done || pool_cancel(&frag->pr) == 0) {
+            px_req_release(frag);
+        } else {
+            px_req_unlink_after(frag);
+            frag->s = NULL; /* orphaned: its reply is read and dropped */
+            frag->parent = NULL;
+        }
+    }
+    sp->nfrags = 0;
+}
+
+void
+px_resp_fail(struct px_session *s, struct px_req *req, int result)
+{
+    error_into(req, result);
+    if (req->parent != NULL) {
+        fragment_done(req);
+        return;
+    }
+    req->done = true;
+    if (px_session_ensure_out(s) == 0) {
+        px_session_deliver(s, false);
+    }
+}
+
+/* ---- routing one request ---- */
+
+/* Whether a command changes the connection's state, and how (kind); false when it does not. */
+static bool
+stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
+         enum kind *kind)
+{
+    size_t i;
+
+    *kind = K_PLAIN;
+    switch ((enum px_cmd_state)info->state) {
+    case PX_ST_PERM:
+    case PX_ST_MULTI:
+    case PX_ST_WATCH:
+        return true;
+    case PX_ST_SELECT: {
+        int64_t db = px_cmd_arg_int(cmd, 1);
+
+        /* a malformed SELECT goes to a shared connection, for the server's error */
+        return cmd->argc == 2 && db >= 0 && db != (int64_t)px_listener_cfg(s->l)->cluster->resp.db;
+    }
+    case PX_ST_CLIENT:
+        if (px_cmd_arg_is(cmd, 1, "REPLY") && !px_cmd_arg_is(cmd, 2, "ON")) {
+            *kind = K_STREAM; /* replies no longer match requests */
+            return true;
+        }
+        return px_cmd_arg_is(cmd, 1, "SETNAME") || px_cmd_arg_is(cmd, 1, "TRACKING") ||
+               px_cmd_arg_is(cmd, 1, "CACHING") || px_cmd_arg_is(cmd, 1, "NO-EVICT") ||
+               px_cmd_arg_is(cmd, 1, "NO-TOUCH") || px_cmd_arg_is(cmd, 1, "REPLY");
+    case PX_ST_STREAM:
+        *kind = K_STREAM;
+        return true;
+    case PX_ST_BLOCK:
+        *kind = K_BLOCK;
+        return true;
+    case PX_ST_XBLOCK:
+        for (i = 1; i < cmd->argc && !px_cmd_arg_is(cmd, i, "STREAMS"); i++) {
+            if (px_cmd_arg_is(cmd, i, "BLOCK")) {
+                *kind = K_BLOCK;
+                return true;
+            }
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+static enum kind
+pinned_kind(const struct px_cmd_info *info, enum kind kind)
+{
+    if (info == NULL) {
+        return K_PLAIN;
+    }
+    switch ((enum px_cmd_state)info->state) {
+    case PX_ST_EXEC:
+        return K_EXEC;
+    case PX_ST_UNWATCH:
+        return K_UNWATCH;
+    case PX_ST_RESET:
+        return K_RESET;
+    default:
+        return kind;
+    }
+}
+
+/* Pin s to a connection (of shard, when not 0) and send the frame on it. */
+static int
+pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
+             size_t n, uint32_t shard, enum kind kind)
+{
+    struct px_resp *r = s->resp;
+    enum pool_result why = POOL_CONNECT_FAILED;
+
+    if (s->ninflight > 0) {
+        return 1; /* replies on shared connections first */
+    }
+    r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
+    if (r->pin == NULL) {
+        local_error(s, n, "-ERR sluice: %s", fail_text[why]);
+        return 0;
+    }
+    if (info->state == PX_ST_MULTI) {
+        r->multi = true;
+    } else if (info->state == PX_ST_WATCH) {
+        r->watch = true;
+    } else if (kind == K_PLAIN) {
+        r->perm = true; /* SELECT, AUTH, HELLO, CLIENT SETNAME...: until the client leaves */
+    }
+    (void)cmd;
+    send_pinned(s, n, kind);
+    return 0;
+}
+
+/* A request on a sharded cluster: to the shard of its keys, split, or refused. */
+static int
+route_sharded(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
+              size_t n)
+{
+    size_t stack_keys[MAX_KEYS_STACK], *keys = stack_keys;
+    uint32_t stack_shards[MAX_KEYS_STACK], *shards = stack_shards;
+    size_t max = cmd->argc, i;
+    long nkeys;
+    uint32_t shard;
+
+    if (info == NULL || info->keys == PX_KEYS_ALL) {
+        local_error(s, n, "-ERR sluice: %s cannot be sharded", cmd->name);
+        return 0;
+    }
+    if (info->keys == PX_KEYS_NONE) {
+        submit(s, n, 0, K_PLAIN);
+        return 0;
+    }
+    if (max > MAX_KEYS_STACK) {
+        keys = malloc(max * sizeof(*keys));
+        shards = malloc(max * sizeof(*shards));
+        if (keys == NULL || shards == NULL) {
+            free(keys != stack_keys ? keys : NULL);
+            free(shards != stack_shards ? shards : NULL);
+            local_error(s, n, "-ERR sluice: out of memory");
+            return 0;
+        }
+    }
+    nkeys = px_cmd_keys(cmd, info, keys, max);
+    if (nkeys <= 0) {
+        /* the arguments do not fit the command: any server answers the error */
+        submit(s, n, nkeys == 0 ? 0 : 1, K_PLAIN);
+        goto out;
+    }
+    for (i = 0; i < (size_t)nkeys; i++) {
+        shards[i] = shard_of(s, cmd, keys[i]);
+    }
+    shard = common_shard(shards, (size_t)nkeys);
+    if (shard != 0) {
+        submit(s, n, shard, K_PLAIN);
+    } else if (info->split == PX_SPLIT_MGET) {
+        split(s, cmd, n, shards, (size_t)nkeys, 1, K_MGET);
+    } else if (info->split == PX_SPLIT_MSET && (cmd->argc - 1) % 2 != 0) {
+        submit(s, n, shards[0], K_PLAIN); /* a missing value: the server says so */
+    } else if (info->split == PX_SPLIT_MSET) {
+        split(s, cmd, n, shards, (size_t)nkeys, 2, K_MSET);
+    } else if (info->split == PX_SPLIT_SUM) {
+        split(s, cmd, n, shards, (size_t)nkeys, 1, K_SUM);
+    } else {
+        local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
+    }
+out:
+    if (keys != stack_keys) {
+        free(keys);
+        free(shards);
+    }
+    return 0;
+}
+
+/* A stateful command: pinned (to its keys' shard when sharded), or refused. */
+static int
+route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
+               size_t n, enum kind kind)
+{
+    uint32_t shard = 0;
+
+    if (px_listener_cfg(s->l)->resp.stateful == CFG_STATEFUL_REJECT) {
+        local_error(s, n, "-ERR sluice: %s needs a connection of its own (resp.stateful: reject)",
+                    cmd->name);
+        return 0;
+    }
+    if (sharded(s)) {
+        size_t keys[MAX_KEYS_STACK], i;
+        long nkeys = kind == K_BLOCK ? px_cmd_keys(cmd, info, keys, MAX_KEYS_STACK) : 0;
+
+        if (nkeys <= 0) {
+            local_error(s, n, "-ERR sluice: %s is not supported on a sharded cluster", cmd->name);
+            return 0;
+        }
+        shard = shard_of(s, cmd, keys[0]);
+        for (i = 1; i < (size_t)nkeys; i++) {
+            if (shard_of(s, cmd, keys[i]) != shard) {
+                local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
+                return 0;
+            }
+        }
+    }
+    return pin_and_send(s, cmd, info, n, shard, kind);
+}
+
+int
+px_resp_request(struct px_session *s, size_t n)
+{
+    const struct cfg_listener *cfg = px_listener_cfg(s->l);
+    struct px_cmd *cmd = px_worker_cmd(s->w);
+    const struct px_cmd_info *info;
+    struct px_resp *r = resp_of(s);
+    unsigned char type = 0;
+    const char *why;
+    enum kind kind;
+
+    if (r == NULL) {
+        px_session_close(s, "out of memory");
+        return -1;
+    }
+    evbuffer_copyout(s->in, &type, 1);
+    if (type != '*') {
+        long len = px_cmd_from_inline(s->in, n, px_worker_scratch(s->w), &why);
+
+        memset(&s->fst, 0, sizeof(s->fst));
+        if (len <= 0) {
+            if (len < 0) {
+                px_resp_bad_frame(s, why);
+            }
+            return len < 0 ? -1 : 0;
+        }
+        n = (size_t)len;
+    }
+    if (px_cmd_parse(cmd, s->in, n, &why) == -1) {
+        consume(s, n);
+        px_listener_stats(s->l)->bad_frames++;
+        px_resp_bad_frame(s, why);
+        return -1;
+    }
+    info = px_cmd_lookup(cmd->name, strlen(cmd->name));
+    if (info != NULL && info->state == PX_ST_QUIT) {
+        local_reply(s, n, "+OK\r\n", 5);
+        px_session_finish(s);
+        return -1;
+    }
+    if (cfg->resp.auth.enabled) {
+        if (info != NULL && info->state == PX_ST_PERM && strcmp(info->name, "AUTH") == 0) {
+            auth(s, cmd, n);
+            return 0;
+        }
+        if (!r->authed) {
+            px_listener_stats(s->l)->rejected_commands++;
+            local_reply(s, n, "-NOAUTH Authentication required.\r\n", 34);
+            return 0;
+        }
+    }
+    if (r->pin != NULL) {
+        kind = K_PLAIN;
+        if (!r->stream && info != NULL && stateful(s, cmd, info, &kind)) {
+            if (info->state == PX_ST_MULTI) {
+                r->multi = true;
+            } else if (info->state == PX_ST_WATCH) {
+                r->watch = true;
+            } else if (kind == K_PLAIN) {
+                r->perm = true;
+            }
+        }
+        send_pinned(s, n, pinned_kind(info, kind));
+        return 0;
+    }
+    if (info != NULL && stateful(s, cmd, info, &kind)) {
+        return route_stateful(s, cmd, info, n, kind);
+    }
+    if (info != NULL && info->state == PX_ST_RESET) {
+        local_reply(s, n, "+RESET\r\n", 8); /* a shared connection has no state to reset */
+        return 0;
+    }
+    if (info != NULL && info->state == PX_ST_SELECT && cmd->argc == 2) {
+        local_reply(s, n, "+OK\r\n", 5); /* the cluster's own db: already selected */
+        return 0;
+    }
+    if (sharded(s)) {
+        return route_sharded(s, cmd, info, n);
+    }
+    submit(s, n, 0, K_PLAIN);
+    return 0;
+}
+
+/* ---- connection setup ---- */
+
+static size_t
+put_command(char *p, const char *const *argv, const size_t *lens, size_t argc)
+{
+    size_t i, n = (size_t)sprintf(p, "*%zu\r\n", argc);
+
+    for (i = 0; i < argc; i++) {
+        n += (size_t)sprintf(p + n, "$%zu\r\n", lens[i]);
+        memcpy(p + n, argv[i], lens[i]);
+        n += lens[i];
+        memcpy(p + n, "\r\n", 2);
+        n += 2;
+    }
+    return n;
+}
+
+int
+px_resp_setup(const struct cfg_cluster *c, struct pool_handler *h, char **bytes)
+{
+    const struct cfg_resp_upstream *u = &c->resp;
+    size_t cap = 128 + (u->username != NULL ? strlen(u->username) : 0) + u->password.len;
+    char *buf = malloc(2 * cap), *hello;
+    size_t n, hn = 0;
+    unsigned replies = 0;
+
+    if (buf == NULL) {
+        return -1;
+    }
+    n = put_command(buf, (const char *const[]){"RESET"}, (const size_t[]){5}, 1);
+    hello = buf + n;
+    if (u->enabled && u->password.ptr != NULL) {
+        if (u->username != NULL) {
+            hn += put_command(hello + hn,
+                              (const char *const[]){"AUTH", u->username, u->password.ptr},
+                              (const size_t[]){4, strlen(u->username), u->password.len}, 3);
+        } else {
+            hn += put_command(hello + hn, (const char *const[]){"AUTH", u->password.ptr},
+                              (const size_t[]){4, u->password.len}, 2);
+        }
+        replies++;
+    }
+    if (u->enabled && u->db != 0) {
+        char db[16];
+        int dl = snprintf(db, sizeof(db), "%u", u->db);
+
+        hn += put_command(hello + hn, (const char *const[]){"SELECT", db},
+                          (const size_t[]){6, (size_t)dl}, 2);
+        replies++;
+    }
+    h->hello = replies > 0 ? hello : NULL;
+    h->hello_len = hn;
+    h->hello_replies = replies;
+    h->reset = buf;
+    h->reset_len = n + hn;
+    h->reset_replies = 1 + replies;
+    *bytes = buf;
+    return 0;
+}

@@ -1,0 +1,87 @@
+#ifndef PX_SESSION_INTERNAL_H
+#define PX_SESSION_INTERNAL_H
+
+/*
+ * The framed session's structures, shared by px_session.c and the codec
+ * behaviour that extends it (px_resp.c for Redis): private to proxy/.
+ */
+
+#include "pool/pool.h"
+#include "proxy/codec/px_codec.h"
+#include "proxy/px_worker.h"
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#define READ_CHUNK 16384
+#define OUT_HIGH (1u << 20) /* stop reading a client whose replies pile up past this */
+#define OUT_LOW (256u << 10)
+
+struct px_resp;
+
+struct px_req {
+    struct pool_req pr; /* first: the pool hands it back */
+    TAILQ_ENTRY(px_req) link; /* the session's requests, or a parent's fragments */
+    struct px_session *s; /* borrowed; NULL once orphaned */
+    struct px_worker *w;  /* borrowed: whose cache it returns to */
+    struct evbuffer *buf; /* owned: the request, then its response */
+    struct px_req *follower; /* borrowed: the next request whose pr.after is this one */
+    struct px_req *parent;   /* borrowed: the request this is a fragment of (split commands) */
+    void *aux;               /* owned: codec data (a split command's key order) */
+    uint64_t t0;             /* ms: when the request was complete; PX_NO_DEADLINE: exempt */
+    uint32_t nfrags;         /* fragments not yet answered */
+    uint8_t kind;            /* codec's: what the reply does (px_resp.c) */
+    bool done;
+};
+
+#define PX_NO_DEADLINE (UINT64_MAX / 2)
+
+TAILQ_HEAD(px_req_list, px_req);
+
+enum rev_mode {
+    REV_NONE,
+    REV_IDLE, /* between frames: the idle deadline (which ignores a client waiting for replies) */
+    REV_PARTIAL, /* part of a frame received: the read deadline */
+};
+
+struct px_session {
+    struct px_client head;
+    struct px_listener *l; /* borrowed */
+    struct px_worker *w;   /* borrowed */
+    int fd;                /* owned */
+    struct event rev;
+    struct event *wev;    /* owned, made on the first reply */
+    struct event *timer;  /* owned, made on the first request: the request deadline */
+    struct evbuffer *in;  /* owned */
+    struct evbuffer *out; /* owned, made on the first reply */
+    struct px_frame_state fst;
+    struct px_req_list reqs; /* every request not yet answered to the client, in order */
+    unsigned ninflight;
+    uint8_t rev_mode;
+    bool paused; /* not reading: too much in flight or too much output */
+    bool eof;    /* the client half-closed */
+    bool closing;
+    bool flush_queued; /* wev activated for this turn: one write for the batch */
+    struct px_req *last;  /* borrowed: the newest unanswered request (pool_req.after) */
+    struct px_resp *resp; /* owned: Redis state, made on the first resp request */
+};
+
+/* Helpers of px_session.c for codec behaviour. */
+void px_req_release(struct px_req *req);
+/* A new request of s, last in its order, in flight until done. */
+struct px_req *px_session_req_new(struct px_session *s);
+/* Order req after the request in *slot (same server, same connection), then put it there. */
+void px_session_chain(struct px_session *s, struct px_req *req, struct px_req **slot);
+/* Forget req as the predecessor (pool_req.after) of another request. */
+void px_req_unlink_after(struct px_req *req);
+int px_session_ensure_out(struct px_session *s);
+void px_session_deliver(struct px_session *s, bool moved);
+void px_session_arm_timer(struct px_session *s);
+/* Stop reading; close once every reply is written. */
+void px_session_finish(struct px_session *s);
+
+
+
+#endif
