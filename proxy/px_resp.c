@@ -18,6 +18,8 @@
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
 #include "proxy/px_session.h"
+#include "proxy/px_resp_internal.h"
+#include "proxy/px_resp_shard.h"
 #include "proxy/px_session_internal.h"
 #include "proxy/px_worker.h"
 
@@ -28,41 +30,6 @@
 #include <string.h>
 
 #define MAX_KEYS_STACK 64
-
-/* What a request's reply does (px_req.kind). */
-enum kind {
-    K_PLAIN,
-    K_EXEC,    /* EXEC, DISCARD: the transaction and WATCH end */
-    K_UNWATCH, /* WATCH ends */
-    K_BLOCK,   /* a blocking command */
-    K_RESET,   /* every state ends; the connection needs its hello again */
-    K_STREAM,  /* from its turn on, frames flow without requests */
-    K_MGET,    /* split parents: how the fragments' replies join */
-    K_MSET,
-    K_SUM,
-};
-
-struct px_resp {
-    struct pool_conn *pin;     /* borrowed from the pool while pinned */
-    struct pool_req_list pinq; /* requests waiting on pin, oldest first (by pr.link) */
-    unsigned npinq;
-    unsigned nblocking; /* of them, blocking commands: no read deadline */
-    bool stream;        /* frames go straight to the client */
-    bool perm;          /* state that lasts until the client leaves */
-    bool multi;
-    bool watch;
-    bool authed;
-    size_t nlast;
-    struct px_req *last[]; /* per shard: the newest unanswered request (pool_req.after) */
-};
-
-/* A split command's fragments and, for MGET, which fragment has each key. */
-struct split {
-    uint32_t nfrags;
-    uint32_t nkeys;
-    struct px_req **frags; /* into this allocation */
-    uint32_t *order;       /* into this allocation */
-};
 
 static const char *const fail_text[POOL_RESULT_MAX] = {
     [POOL_OK] = "internal error",
@@ -107,8 +74,8 @@ sharded(const struct px_session *s)
     return s->resp != NULL && s->resp->nlast > 1;
 }
 
-static struct px_req **
-slot(struct px_session *s, uint32_t shard)
+struct px_req **
+px_resp_slot(struct px_session *s, uint32_t shard)
 {
     return shard != 0 ? &s->resp->last[shard - 1] : &s->last;
 }
@@ -131,8 +98,8 @@ px_resp_idle_exempt(const struct px_session *s)
 
 /* ---- replies made here ---- */
 
-static void
-consume(struct px_session *s, size_t n)
+void
+px_resp_consume(struct px_session *s, size_t n)
 {
     evbuffer_drain(s->in, n);
     memset(&s->fst, 0, sizeof(s->fst));
@@ -144,7 +111,7 @@ local_reply(struct px_session *s, size_t n, const char *text, size_t len)
 {
     struct px_req *req = px_session_req_new(s);
 
-    consume(s, n);
+    px_resp_consume(s, n);
     px_listener_stats(s->l)->frames_in++;
     evbuffer_add(req->buf, text, len);
     req->done = true;
@@ -153,11 +120,8 @@ local_reply(struct px_session *s, size_t n, const char *text, size_t len)
     }
 }
 
-static void local_error(struct px_session *s, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-local_error(struct px_session *s, size_t n, const char *fmt, ...)
+void
+px_resp_local_error(struct px_session *s, size_t n, const char *fmt, ...)
 {
     char text[256];
     va_list ap;
@@ -177,8 +141,8 @@ local_error(struct px_session *s, size_t n, const char *fmt, ...)
 }
 
 /* req's reply becomes "-ERR sluice: <why>". */
-static void
-error_into(struct px_req *req, int result)
+void
+px_resp_error_into(struct px_req *req, int result)
 {
     evbuffer_drain(req->buf, evbuffer_get_length(req->buf)); /* an unsent request's bytes */
     evbuffer_add_printf(req->buf, "-ERR sluice: %s\r\n",
@@ -225,7 +189,7 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
     size_t ulen = 7, plen;
 
     if (cmd->argc != 2 && cmd->argc != 3) {
-        local_error(s, n, "-ERR wrong number of arguments for 'auth' command");
+        px_resp_local_error(s, n, "-ERR wrong number of arguments for 'auth' command");
         return;
     }
     memcpy(user, "default", 7);
@@ -392,7 +356,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
         struct px_req *req = (struct px_req *)pr;
 
         TAILQ_REMOVE(&r->pinq, pr, link);
-        error_into(req, result);
+        px_resp_error_into(req, result);
         req->done = true;
         px_listener_stats(s->l)->upstream_failures++;
     }
@@ -429,21 +393,21 @@ px_resp_close(struct px_session *s)
 
 /* ---- shared connections and shards ---- */
 
-static void
-submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
+void
+px_resp_submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
 {
     struct px_req *req = px_session_req_new(s);
     enum pool_result rc;
 
     req->kind = (uint8_t)kind;
     req->pr.shard = shard;
-    px_session_chain(s, req, slot(s, shard));
+    px_session_chain(s, req, px_resp_slot(s, shard));
     px_listener_stats(s->l)->frames_in++;
     memset(&s->fst, 0, sizeof(s->fst));
     rc = pool_submit(px_listener_pool(s->l), &req->pr, s->in, n);
     if (rc != POOL_OK) {
         px_req_unlink_after(req);
-        error_into(req, rc);
+        px_resp_error_into(req, rc);
         req->done = true;
         px_listener_stats(s->l)->upstream_failures++;
         if (px_session_ensure_out(s) == 0) {
@@ -454,298 +418,12 @@ submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
     px_session_arm_timer(s);
 }
 
-/* The shard of key argument i. */
-static uint32_t
-shard_of(struct px_session *s, const struct px_cmd *cmd, size_t i)
-{
-    char stack[512], *key = stack;
-    size_t len = cmd->argv[i].len;
-    uint32_t shard;
-
-    if (len > sizeof(stack) && (key = malloc(len)) == NULL) {
-        return 1; /* out of memory: any valid shard; the request still gets an answer */
-    }
-    px_cmd_arg(cmd, i, key, len);
-    shard = pool_cluster_shard(px_listener_pool(s->l), key, len);
-    if (key != stack) {
-        free(key);
-    }
-    return shard;
-}
-
-/* Every key's shard in shards; return the one they share, or 0 when they differ. */
-static uint32_t
-common_shard(const uint32_t *shards, size_t n)
-{
-    size_t i;
-
-    for (i = 1; i < n; i++) {
-        if (shards[i] != shards[0]) {
-            return 0;
-        }
-    }
-    return n > 0 ? shards[0] : 0;
-}
-
-static void parent_step(struct px_session *s, struct px_req *parent);
-
-static void
-fragment_done(struct px_req *frag)
-{
-    frag->done = true;
-    parent_step(frag->s, frag->parent);
-}
-
-/* Send one fragment; a refused one is answered with its error at once. */
-static void
-send_fragment(struct px_session *s, struct px_req *frag)
-{
-    enum pool_result rc;
-
-    px_session_chain(s, frag, slot(s, frag->pr.shard));
-    rc = pool_submit(px_listener_pool(s->l), &frag->pr, frag->buf,
-                     evbuffer_get_length(frag->buf));
-    if (rc != POOL_OK) {
-        px_req_unlink_after(frag);
-        error_into(frag, rc);
-        fragment_done(frag);
-    }
-}
-
-/*
- * Split a multi-key command over the shards of its keys: one fragment per
- * shard, each the same command with that shard's keys (and values), in order.
- */
-static void
-split(struct px_session *s, const struct px_cmd *cmd, size_t n, const uint32_t *shards,
-      size_t nkeys, size_t step, enum kind kind)
-{
-    size_t nservers = s->resp->nlast, i, k;
-    struct px_req *parent = px_session_req_new(s);
-    struct split *sp = calloc(1, sizeof(*sp) + nservers * sizeof(struct px_req *) +
-                                     nkeys * sizeof(uint32_t));
-    int32_t *frag_of = calloc(nservers, sizeof(*frag_of));
-    uint32_t *count = calloc(nservers, sizeof(*count));
-
-    px_listener_stats(s->l)->frames_in++;
-    parent->kind = (uint8_t)kind;
-    if (sp == NULL || frag_of == NULL || count == NULL) {
-        free(sp);
-        consume(s, n);
-        evbuffer_add_printf(parent->buf, "-ERR sluice: out of memory\r\n");
-        parent->done = true;
-        goto out;
-    }
-    sp->frags = (struct px_req **)(sp + 1);
-    sp->order = (uint32_t *)(sp->frags + nservers);
-    sp->nkeys = (uint32_t)nkeys;
-    parent->aux = sp;
-    for (i = 0; i < nservers; i++) {
-        frag_of[i] = -1;
-    }
-    for (k = 0; k < nkeys; k++) {
-        uint32_t sh = shards[k] - 1;
-
-        if (frag_of[sh] < 0) {
-            struct px_req *frag = px_worker_req_get(s->w);
-
-            frag->s = s;
-            frag->parent = parent;
-            frag->t0 = parent->t0;
-            frag->pr.frame = frag->buf;
-            frag->pr.shard = shards[k];
-            frag_of[sh] = (int32_t)sp->nfrags;
-            sp->frags[sp->nfrags++] = frag;
-        }
-        sp->order[k] = (uint32_t)frag_of[sh];
-        count[sh]++;
-    }
-    for (i = 0; i < nservers; i++) {
-        if (frag_of[i] >= 0) {
-            evbuffer_add_printf(sp->frags[frag_of[i]]->buf, "*%zu\r\n$%zu\r\n%s\r\n",
-                                1 + count[i] * step, strlen(cmd->name), cmd->name);
-        }
-    }
-    /* the arguments, in order: each key (with its value) to its fragment */
-    evbuffer_drain(s->in, cmd->argv[1].hdr);
-    for (k = 0; k < nkeys; k++) {
-        const struct px_arg *first = &cmd->argv[1 + k * step];
-        const struct px_arg *end = &cmd->argv[k * step + step];
-
-        evbuffer_remove_buffer(s->in, sp->frags[sp->order[k]]->buf,
-                               end->off + end->len + 2 - first->hdr);
-    }
-    memset(&s->fst, 0, sizeof(s->fst));
-    parent->nfrags = sp->nfrags + 1; /* held until every fragment is sent */
-    for (i = 0; i < sp->nfrags; i++) {
-        send_fragment(s, sp->frags[i]);
-    }
-    free(frag_of);
-    free(count);
-    px_session_arm_timer(s);
-    parent_step(s, parent);
-    return;
-out:
-    free(frag_of);
-    free(count);
-    if (px_session_ensure_out(s) == 0) {
-        px_session_deliver(s, false);
-    }
-}
-
-/* Remove the header "*<n>\r\n" (or any first line) of buf; return n, or -1 if not an array. */
-static long
-take_array_header(struct evbuffer *buf)
-{
-    char line[32];
-    struct evbuffer_ptr eol = evbuffer_search_eol(buf, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
-    ev_ssize_t got;
-
-    if (eol.pos < 0 || eol.pos >= (ev_ssize_t)sizeof(line)) {
-        return -1;
-    }
-    got = evbuffer_copyout(buf, line, (size_t)eol.pos);
-    if (got != eol.pos || line[0] != '*') {
-        return -1;
-    }
-    line[got] = '\0';
-    evbuffer_drain(buf, (size_t)eol.pos + 2);
-    return strtol(line + 1, NULL, 10);
-}
-
-static long long
-integer_reply(struct evbuffer *buf, bool *ok)
-{
-    char line[32];
-    ev_ssize_t got = evbuffer_copyout(buf, line, sizeof(line) - 1);
-    char *end;
-    long long v;
-
-    *ok = false;
-    if (got < 4 || line[0] != ':') {
-        return 0;
-    }
-    line[got] = '\0';
-    v = strtoll(line + 1, &end, 10);
-    *ok = end[0] == '\r' && end[1] == '\n';
-    return v;
-}
-
-/* Join the fragments' replies into the parent's, in the client's key order. */
-static void
-join(struct px_session *s, struct px_req *parent)
-{
-    struct split *sp = parent->aux;
-    const struct cfg_codec *codec = &px_listener_cfg(s->l)->codec;
-    long long sum = 0;
-    uint32_t i;
-
-    for (i = 0; i < sp->nfrags; i++) { /* an error anywhere is the answer */
-        struct evbuffer *b = sp->frags[i]->buf;
-        unsigned char type = 0;
-
-        evbuffer_copyout(b, &type, 1);
-        if (type == '-' || type == '!') {
-            evbuffer_add_buffer(parent->buf, b);
-            return;
-        }
-    }
-    switch ((enum kind)parent->kind) {
-    case K_MGET:
-        for (i = 0; i < sp->nfrags; i++) {
-            if (take_array_header(sp->frags[i]->buf) < 0) {
-                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
-                return;
-            }
-        }
-        evbuffer_add_printf(parent->buf, "*%u\r\n", sp->nkeys);
-        for (i = 0; i < sp->nkeys; i++) {
-            struct evbuffer *b = sp->frags[sp->order[i]]->buf;
-            struct px_frame_state st = {0};
-            const char *why;
-            ssize_t len = px_codec_frame(codec, b, &st, &why);
-
-            if (len <= 0) {
-                evbuffer_drain(parent->buf, evbuffer_get_length(parent->buf));
-                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
-                return;
-            }
-            evbuffer_remove_buffer(b, parent->buf, (size_t)len);
-        }
-        return;
-    case K_MSET:
-        evbuffer_add(parent->buf, "+OK\r\n", 5);
-        return;
-    default:
-        for (i = 0; i < sp->nfrags; i++) {
-            bool ok;
-
-            sum += integer_reply(sp->frags[i]->buf, &ok);
-            if (!ok) {
-                evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
-                return;
-            }
-        }
-        evbuffer_add_printf(parent->buf, ":%lld\r\n", sum);
-        return;
-    }
-}
-
-/* One fragment of parent (or its sending) is done; the last one joins the replies. */
-static void
-parent_step(struct px_session *s, struct px_req *parent)
-{
-    struct split *sp = parent->aux;
-    uint32_t i;
-
-    if (--parent->nfrags > 0) {
-        return;
-    }
-    join(s, parent);
-    for (i = 0; i < sp->nfrags; i++) {
-        px_req_release(sp->frags[i]);
-        sp->frags[i] = NULL;
-    }
-    sp->nfrags = 0;
-    parent->done = true;
-    if (px_session_ensure_out(s) == 0) {
-        px_session_deliver(s, false);
-    }
-}
-
-void
-px_resp_fragment(struct px_req *frag, struct evbuffer *in, size_t len)
-{
-    evbuffer_remove_buffer(in, frag->buf, len);
-    fragment_done(frag);
-}
-
-void
-px_resp_drop_fragments(struct px_req *parent)
-{
-    struct split *sp = parent->aux;
-    uint32_t i;
-
-    for (i = 0; i < sp->nfrags; i++) {
-        struct px_req *frag = sp->frags[i];
-
-        if (frag->done || pool_cancel(&frag->pr) == 0) {
-            px_req_release(frag);
-        } else {
-            px_req_unlink_after(frag);
-            frag->s = NULL; /* orphaned: its reply is read and dropped */
-            frag->parent = NULL;
-        }
-    }
-    sp->nfrags = 0;
-}
-
 void
 px_resp_fail(struct px_session *s, struct px_req *req, int result)
 {
-    error_into(req, result);
+    px_resp_error_into(req, result);
     if (req->parent != NULL) {
-        fragment_done(req);
+        px_resp_fragment_done(req);
         return;
     }
     req->done = true;
@@ -833,7 +511,7 @@ pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd
     }
     r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
     if (r->pin == NULL) {
-        local_error(s, n, "-ERR sluice: %s", fail_text[why]);
+        px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }
     if (info->state == PX_ST_MULTI) {
@@ -848,66 +526,6 @@ pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd
     return 0;
 }
 
-/* A request on a sharded cluster: to the shard of its keys, split, or refused. */
-static int
-route_sharded(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
-              size_t n)
-{
-    size_t stack_keys[MAX_KEYS_STACK], *keys = stack_keys;
-    uint32_t stack_shards[MAX_KEYS_STACK], *shards = stack_shards;
-    size_t max = cmd->argc, i;
-    long nkeys;
-    uint32_t shard;
-
-    if (info == NULL || info->keys == PX_KEYS_ALL) {
-        local_error(s, n, "-ERR sluice: %s cannot be sharded", cmd->name);
-        return 0;
-    }
-    if (info->keys == PX_KEYS_NONE) {
-        submit(s, n, 0, K_PLAIN);
-        return 0;
-    }
-    if (max > MAX_KEYS_STACK) {
-        keys = malloc(max * sizeof(*keys));
-        shards = malloc(max * sizeof(*shards));
-        if (keys == NULL || shards == NULL) {
-            free(keys != stack_keys ? keys : NULL);
-            free(shards != stack_shards ? shards : NULL);
-            local_error(s, n, "-ERR sluice: out of memory");
-            return 0;
-        }
-    }
-    nkeys = px_cmd_keys(cmd, info, keys, max);
-    if (nkeys <= 0) {
-        /* the arguments do not fit the command: any server answers the error */
-        submit(s, n, nkeys == 0 ? 0 : 1, K_PLAIN);
-        goto out;
-    }
-    for (i = 0; i < (size_t)nkeys; i++) {
-        shards[i] = shard_of(s, cmd, keys[i]);
-    }
-    shard = common_shard(shards, (size_t)nkeys);
-    if (shard != 0) {
-        submit(s, n, shard, K_PLAIN);
-    } else if (info->split == PX_SPLIT_MGET) {
-        split(s, cmd, n, shards, (size_t)nkeys, 1, K_MGET);
-    } else if (info->split == PX_SPLIT_MSET && (cmd->argc - 1) % 2 != 0) {
-        submit(s, n, shards[0], K_PLAIN); /* a missing value: the server says so */
-    } else if (info->split == PX_SPLIT_MSET) {
-        split(s, cmd, n, shards, (size_t)nkeys, 2, K_MSET);
-    } else if (info->split == PX_SPLIT_SUM) {
-        split(s, cmd, n, shards, (size_t)nkeys, 1, K_SUM);
-    } else {
-        local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
-    }
-out:
-    if (keys != stack_keys) {
-        free(keys);
-        free(shards);
-    }
-    return 0;
-}
-
 /* A stateful command: pinned (to its keys' shard when sharded), or refused. */
 static int
 route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
@@ -916,7 +534,7 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
     uint32_t shard = 0;
 
     if (px_listener_cfg(s->l)->resp.stateful == CFG_STATEFUL_REJECT) {
-        local_error(s, n, "-ERR sluice: %s needs a connection of its own (resp.stateful: reject)",
+        px_resp_local_error(s, n, "-ERR sluice: %s needs a connection of its own (resp.stateful: reject)",
                     cmd->name);
         return 0;
     }
@@ -925,13 +543,13 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
         long nkeys = kind == K_BLOCK ? px_cmd_keys(cmd, info, keys, MAX_KEYS_STACK) : 0;
 
         if (nkeys <= 0) {
-            local_error(s, n, "-ERR sluice: %s is not supported on a sharded cluster", cmd->name);
+            px_resp_local_error(s, n, "-ERR sluice: %s is not supported on a sharded cluster", cmd->name);
             return 0;
         }
-        shard = shard_of(s, cmd, keys[0]);
+        shard = px_resp_shard_of(s, cmd, keys[0]);
         for (i = 1; i < (size_t)nkeys; i++) {
-            if (shard_of(s, cmd, keys[i]) != shard) {
-                local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
+            if (px_resp_shard_of(s, cmd, keys[i]) != shard) {
+                px_resp_local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
                 return 0;
             }
         }
@@ -940,7 +558,7 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
 }
 
 int
-px_resp_request(struct px_session *s, size_t n)
+px_resp_request(struct px_session *s, size_t n, bool parsed)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
     struct px_cmd *cmd = px_worker_cmd(s->w);
@@ -954,8 +572,10 @@ px_resp_request(struct px_session *s, size_t n)
         px_session_close(s, "out of memory");
         return -1;
     }
-    evbuffer_copyout(s->in, &type, 1);
-    if (type != '*') {
+    if (!parsed) {
+        evbuffer_copyout(s->in, &type, 1);
+    }
+    if (!parsed && type != '*') {
         long len = px_cmd_from_inline(s->in, n, px_worker_scratch(s->w), &why);
 
         memset(&s->fst, 0, sizeof(s->fst));
@@ -967,13 +587,13 @@ px_resp_request(struct px_session *s, size_t n)
         }
         n = (size_t)len;
     }
-    if (px_cmd_parse(cmd, s->in, n, &why) == -1) {
-        consume(s, n);
+    if (!parsed && px_cmd_parse(cmd, s->in, n, &why) == -1) {
+        px_resp_consume(s, n);
         px_listener_stats(s->l)->bad_frames++;
         px_resp_bad_frame(s, why);
         return -1;
     }
-    info = px_cmd_lookup(cmd->name, strlen(cmd->name));
+    info = px_cmd_lookup_upper(cmd->name, strlen(cmd->name));
     if (info != NULL && info->state == PX_ST_QUIT) {
         local_reply(s, n, "+OK\r\n", 5);
         px_session_finish(s);
@@ -1016,9 +636,9 @@ px_resp_request(struct px_session *s, size_t n)
         return 0;
     }
     if (sharded(s)) {
-        return route_sharded(s, cmd, info, n);
+        return px_resp_route_sharded(s, cmd, info, n);
     }
-    submit(s, n, 0, K_PLAIN);
+    px_resp_submit(s, n, 0, K_PLAIN);
     return 0;
 }
 

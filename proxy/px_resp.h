@@ -21,19 +21,16 @@ struct px_session;
 struct px_resp;
 
 /*
- * One complete request frame of n bytes at the start of s->in. Return 0 when
- * it was taken, 1 when it must wait until the session has nothing in flight
- * (it stays in s->in), -1 when the session closed.
+ * One complete request frame of n bytes at the start of s->in, already
+ * indexed in the worker's px_cmd when parsed. Return 0 when it was taken, 1
+ * when it must wait until the session has nothing in flight (it stays in
+ * s->in), -1 when the session closed.
  */
-int px_resp_request(struct px_session *s, size_t n);
+int px_resp_request(struct px_session *s, size_t n, bool parsed);
 /* The client sent bytes that are not RESP: an error reply, then close. */
 void px_resp_bad_frame(struct px_session *s, const char *why);
 /* A request of s failed upstream: its error reply takes its place. */
 void px_resp_fail(struct px_session *s, struct px_req *req, int result);
-/* The reply to a fragment of a split command (the first len bytes of in). */
-void px_resp_fragment(struct px_req *frag, struct evbuffer *in, size_t len);
-/* At close: withdraw a split command's fragments (orphaning those in flight). */
-void px_resp_drop_fragments(struct px_req *parent);
 /* req is answered or gone: it is no longer the newest request to its shard. */
 void px_resp_forget(struct px_session *s, struct px_req *req);
 /* A subscriber waits for messages, not requests: the idle deadline spares it. */

@@ -4,8 +4,11 @@
 #include "pool/pool.h"
 #include "pool/pool_io.h"
 #include "proxy/codec/px_codec.h"
+#include "proxy/codec/px_codec_resp.h"
+#include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_resp.h"
+#include "proxy/px_resp_shard.h"
 #include "proxy/px_log.h"
 #include "proxy/px_worker.h"
 
@@ -564,7 +567,27 @@ process(struct px_session *s)
 
     while (s->ninflight < cfg->max_inflight && len_of(s->in) > 0) {
         const char *why = NULL;
-        ssize_t n = px_codec_frame(&cfg->codec, s->in, &s->fst, &why);
+        ssize_t n = 0;
+
+        if (cfg->codec.type == CFG_CODEC_RESP && s->fst.scanned == 0) {
+            /* framed and indexed in one pass when it is simple and in one chunk */
+            n = px_cmd_frame(px_worker_cmd(s->w), s->in, cfg->codec.max_frame,
+                             PX_RESP_ELEMENTS_MAX);
+        }
+        if (n > 0) {
+            int rc = px_resp_request(s, (size_t)n, true);
+
+            if (rc == -1 || s->closing || s->eof) {
+                return;
+            }
+            if (rc == 1) {
+                s->paused = true;
+                arm_rev(s);
+                return;
+            }
+            continue;
+        }
+        n = px_codec_frame(&cfg->codec, s->in, &s->fst, &why);
 
         if (n == PX_AGAIN) {
             break;
@@ -584,7 +607,7 @@ process(struct px_session *s)
             return;
         }
         if (cfg->codec.type == CFG_CODEC_RESP) {
-            int rc = px_resp_request(s, (size_t)n);
+            int rc = px_resp_request(s, (size_t)n, false);
 
             if (rc == -1 || s->closing || s->eof) {
                 return;

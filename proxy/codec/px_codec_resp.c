@@ -30,7 +30,7 @@
  * Redis refused larger multibulk counts up to 6.2 and its clients never send
  * them; it also keeps the count of values still owed far from overflowing.
  */
-#define ELEMENTS_MAX ((uint64_t)1 << 20)
+#define ELEMENTS_MAX PX_RESP_ELEMENTS_MAX
 #define DEPTH_MAX 64  /* aggregates open at once, attributes included */
 #define VALUE_MIN 3   /* bytes in the shortest value, such as "_\r\n" */
 #define DIGITS_MAX 19 /* as many as INT64_MAX has: 19 digits cannot wrap a uint64_t */
@@ -325,6 +325,104 @@ read_value(struct parse *p, struct px_frame_state *st, const char **why)
     return open_aggregate(p, kind, n, why);
 }
 
+/*
+ * The common case in place: a whole frame within the buffer's first chunk,
+ * parsed from a pointer. It applies every rule of the parse above and gives
+ * up (returns 0) wherever that one would fail, wait or look further, so
+ * either both accept a frame with the same length or the full parse decides.
+ */
+static size_t
+fast_frame(const uint8_t *b, size_t len, uint64_t max)
+{
+    uint64_t left[DEPTH_MAX + 1];
+    bool attr[DEPTH_MAX + 1];
+    uint64_t owed = 1;
+    size_t depth = 1, at = 0;
+
+    left[0] = 1;
+    attr[0] = false;
+    while (at < len) {
+        uint8_t type = b[at];
+        enum kind kind = kind_of(type);
+        uint64_t window = min_u64(min_u64(len, at + RESP_LINE_MAX), max);
+        const uint8_t *cr;
+        size_t eol, digits, i;
+        int64_t n = 0;
+
+        if (kind == K_NONE || (kind >= K_AGGREGATE && depth > DEPTH_MAX) || window < at + 3) {
+            return 0;
+        }
+        cr = memchr(b + at + 1, '\r', (size_t)window - at - 1);
+        if (cr == NULL || (size_t)(cr - b) + 2 > window || cr[1] != '\n') {
+            return 0;
+        }
+        eol = (size_t)(cr - b);
+        if (kind != K_LINE) {
+            digits = eol - at - 1;
+            if (digits == 2 && b[at + 1] == '-' && b[at + 2] == '1' && (type == '$' || type == '*')) {
+                n = -1;
+            } else {
+                if (digits == 0 || digits > 18) {
+                    return 0;
+                }
+                for (i = at + 1; i < eol; i++) {
+                    if (b[i] < '0' || b[i] > '9') {
+                        return 0;
+                    }
+                    n = n * 10 + (b[i] - '0');
+                }
+            }
+        }
+        at = eol + 2;
+        if (kind == K_BULK && n >= 0) {
+            uint64_t end = (uint64_t)at + (uint64_t)n + 2;
+
+            if (end + VALUE_MIN * (owed - 1) > max || end > len || b[end - 2] != '\r' ||
+                b[end - 1] != '\n') {
+                return 0;
+            }
+            at = (size_t)end;
+        } else if (kind != K_LINE && n > 0) { /* an aggregate that opens a level */
+            uint64_t values = kind == K_AGGREGATE ? (uint64_t)n : 2 * (uint64_t)n;
+
+            if ((uint64_t)n > ELEMENTS_MAX) {
+                return 0;
+            }
+            owed = kind == K_ATTRIBUTE ? owed + values : owed - 1 + values;
+            if ((uint64_t)at + VALUE_MIN * owed > max) {
+                return 0;
+            }
+            left[depth] = values;
+            attr[depth] = kind == K_ATTRIBUTE;
+            depth++;
+            continue;
+        } else if (kind == K_ATTRIBUTE && n == 0) {
+            if ((uint64_t)at + VALUE_MIN * owed > max) {
+                return 0;
+            }
+            continue; /* annotates nothing: the slot is still open */
+        } else if (kind != K_LINE && kind != K_BULK && n == 0 &&
+                   (uint64_t)at + VALUE_MIN * (owed - 1) > max) {
+            return 0;
+        }
+        /* a whole value: close the levels it completes */
+        owed--;
+        for (;;) {
+            if (--left[depth - 1] > 0) {
+                break;
+            }
+            if (depth == 1) {
+                return at;
+            }
+            depth--;
+            if (attr[depth]) {
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 /* An inline command: the line up to and including "\n". */
 static ssize_t
 read_inline(struct parse *p, struct px_frame_state *st, const char **why)
@@ -349,6 +447,16 @@ px_resp_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_fram
 
     if (p.len == 0 || p.len < st->scanned) {
         return PX_AGAIN;
+    }
+    {
+        struct evbuffer_iovec first_chunk;
+        size_t n;
+
+        if (evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
+            (n = fast_frame(first_chunk.iov_base, first_chunk.iov_len, p.max)) > 0) {
+            st->scanned = 0;
+            return (ssize_t)n;
+        }
     }
     if (evbuffer_ptr_set(in, &p.at, 0, EVBUFFER_PTR_SET) == -1 ||
         evbuffer_copyout(in, &first, 1) != 1) {

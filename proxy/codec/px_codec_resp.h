@@ -8,7 +8,11 @@
  * the frame needs; it is zeroed when a frame is returned.
  */
 
+#include <stdint.h>
 #include <sys/types.h>
+
+/* Most elements an aggregate header may announce (shared with px_cmd_frame()). */
+#define PX_RESP_ELEMENTS_MAX ((uint64_t)1 << 20)
 
 struct cfg_codec;
 struct evbuffer;

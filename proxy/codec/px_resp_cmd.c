@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,10 +255,56 @@ static const struct px_cmd_info table[] = {
     CMD("ZUNIONSTORE", NONE, NONE, NUMKEYS, 2, 0, 2),
 };
 
-static int
-by_name(const void *key, const void *elem)
+#define NTABLE (sizeof(table) / sizeof(table[0]))
+#define SLOTS 1024 /* a power of two, over four times the table: short probes */
+
+/* Open addressing by FNV-1a of the upper-case name: a lookup per request stays cheap. */
+static uint16_t slots[SLOTS]; /* 1 + index into table; 0: empty */
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+static uint32_t
+name_hash(const char *up, size_t len)
 {
-    return strcmp(key, ((const struct px_cmd_info *)elem)->name);
+    uint32_t h = 2166136261u;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)up[i]) * 16777619u;
+    }
+    return h;
+}
+
+static void
+build_slots(void)
+{
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++) {
+        uint32_t h = name_hash(table[i].name, strlen(table[i].name)) & (SLOTS - 1);
+
+        while (slots[h] != 0) {
+            h = (h + 1) & (SLOTS - 1);
+        }
+        slots[h] = (uint16_t)(i + 1);
+    }
+}
+
+const struct px_cmd_info *
+px_cmd_lookup_upper(const char *up, size_t len)
+{
+    uint32_t h;
+
+    pthread_once(&slots_once, build_slots);
+    h = name_hash(up, len) & (SLOTS - 1);
+    while (slots[h] != 0) {
+        const struct px_cmd_info *info = &table[slots[h] - 1];
+
+        if (strncmp(info->name, up, len) == 0 && info->name[len] == '\0') {
+            return info;
+        }
+        h = (h + 1) & (SLOTS - 1);
+    }
+    return NULL;
 }
 
 const struct px_cmd_info *
@@ -273,7 +320,7 @@ px_cmd_lookup(const char *name, size_t len)
         up[i] = (char)toupper((unsigned char)name[i]);
     }
     up[len] = '\0';
-    return bsearch(up, table, sizeof(table) / sizeof(table[0]), sizeof(table[0]), by_name);
+    return px_cmd_lookup_upper(up, len);
 }
 
 /* For the unit tests: the table and its size. */
@@ -333,6 +380,97 @@ header(const struct px_cmd *cmd, size_t pos, size_t n, char type, uint64_t *valu
     *value = v;
     *end = pos + i + 2;
     return 0;
+}
+
+/* Make room for argc arguments. */
+static int
+reserve(struct px_cmd *cmd, uint64_t argc)
+{
+    if (argc > cmd->cap) {
+        size_t cap = argc < 16 ? 16 : (size_t)argc;
+        struct px_arg *v = realloc(cmd->argv, cap * sizeof(*v));
+
+        if (v == NULL) {
+            return -1;
+        }
+        cmd->argv = v;
+        cmd->cap = cap;
+    }
+    return 0;
+}
+
+/* The decimal number ending at "\r\n" from b[at]; at moves past the CRLF. Pure digits only. */
+static int
+number(const uint8_t *b, size_t len, size_t *at, uint64_t *v)
+{
+    size_t i = *at, start = i;
+    uint64_t n = 0;
+
+    while (i < len && b[i] >= '0' && b[i] <= '9' && i - start < 18) {
+        n = n * 10 + (uint64_t)(b[i] - '0');
+        i++;
+    }
+    if (i == start || i + 1 >= len || b[i] != '\r' || b[i + 1] != '\n') {
+        return -1;
+    }
+    *at = i + 2;
+    *v = n;
+    return 0;
+}
+
+static void
+set_name(struct px_cmd *cmd)
+{
+    const struct px_arg *a = &cmd->argv[0];
+    size_t k;
+
+    cmd->name[0] = '\0';
+    if (a->len < sizeof(cmd->name)) {
+        for (k = 0; k < a->len; k++) {
+            cmd->name[k] = (char)toupper((unsigned char)cmd->flat[a->off + k]);
+        }
+        cmd->name[a->len] = '\0';
+    }
+}
+
+long
+px_cmd_frame(struct px_cmd *cmd, struct evbuffer *in, uint64_t max, uint64_t max_elements)
+{
+    struct evbuffer_iovec v;
+    const uint8_t *b;
+    size_t len, at = 1, i;
+    uint64_t argc, n;
+
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len < 4) {
+        return 0;
+    }
+    b = v.iov_base;
+    len = v.iov_len < max ? v.iov_len : (size_t)max;
+    if (b[0] != '*' || number(b, len, &at, &argc) == -1 || argc == 0 || argc > max_elements ||
+        reserve(cmd, argc) == -1) {
+        return 0;
+    }
+    for (i = 0; i < argc; i++) {
+        struct px_arg *a = &cmd->argv[i];
+
+        a->hdr = (uint32_t)at;
+        if (at >= len || b[at] != '$') {
+            return 0;
+        }
+        at++;
+        if (number(b, len, &at, &n) == -1 || n > len || at + n + 2 > len ||
+            b[at + n] != '\r' || b[at + n + 1] != '\n') {
+            return 0;
+        }
+        a->off = (uint32_t)at;
+        a->len = (uint32_t)n;
+        at += n + 2;
+    }
+    cmd->in = in;
+    cmd->flat = (const char *)b;
+    cmd->argc = argc;
+    set_name(cmd);
+    return (long)at;
 }
 
 int

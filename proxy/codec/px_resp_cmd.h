@@ -60,6 +60,8 @@ struct px_cmd_info {
 
 /* The command named by the len bytes at name (any case), or NULL. */
 const struct px_cmd_info *px_cmd_lookup(const char *name, size_t len);
+/* The same for a name already in upper case (px_cmd.name). */
+const struct px_cmd_info *px_cmd_lookup_upper(const char *up, size_t len);
 
 /* One argument of a request: its header and its payload, as offsets in the frame. */
 struct px_arg {
@@ -84,6 +86,15 @@ void px_cmd_deinit(struct px_cmd *cmd);
  * Return 0, or -1 with *why when it is not an array of bulk strings.
  */
 int px_cmd_parse(struct px_cmd *cmd, struct evbuffer *in, size_t n, const char **why);
+
+/*
+ * Frame and index a request in one pass, for the common case: an array of
+ * bulk strings wholly in the buffer's first chunk, at most max bytes and
+ * max_elements arguments, with plain decimal lengths. Return its length, or
+ * 0 when the codec's framer (then px_cmd_parse) must decide: the framer
+ * accepts every frame this accepts, with the same length.
+ */
+long px_cmd_frame(struct px_cmd *cmd, struct evbuffer *in, uint64_t max, uint64_t max_elements);
 
 /* Copy up to cap bytes of argument i into buf; return its full length. */
 size_t px_cmd_arg(const struct px_cmd *cmd, size_t i, char *buf, size_t cap);

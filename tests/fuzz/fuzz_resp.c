@@ -11,6 +11,10 @@
 #include "tests/fuzz/fuzz_feed.h"
 
 #include "proxy/codec/px_codec.h"
+#include "proxy/codec/px_codec_resp.h"
+#include "proxy/codec/px_resp_cmd.h"
+
+#include <event2/buffer.h>
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -165,6 +169,50 @@ oracle(const struct cfg_codec *codec, const uint8_t *buf, size_t n)
     return value(&r, 0, 0, 0);
 }
 
+/*
+ * The request path frames and indexes a simple request in one pass
+ * (px_cmd_frame): whatever it accepts, the framer accepts with the same
+ * length, and its arguments tile the frame. Fed in one chunk and in the
+ * input's chunks.
+ */
+static void
+check_request_path(const struct cfg_codec *codec, const uint8_t *data, size_t len,
+                   const uint8_t *sizes, size_t nsizes)
+{
+    struct px_cmd cmd = {0};
+    int pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        struct evbuffer *b = evbuffer_new();
+        size_t at = 0, i = 0;
+        long m;
+
+        FUZZ_CHECK(b != NULL);
+        while (at < len) {
+            size_t k = pass == 0 || nsizes == 0 ? len - at : 1 + sizes[i++ % nsizes];
+
+            k = k < len - at ? k : len - at;
+            evbuffer_add(b, data + at, k);
+            at += k;
+        }
+        m = px_cmd_frame(&cmd, b, codec->max_frame, PX_RESP_ELEMENTS_MAX);
+        if (m > 0) {
+            size_t a, end = 0;
+
+            FUZZ_CHECK(oracle(codec, data, len) == m);
+            FUZZ_CHECK(cmd.argc > 0);
+            for (a = 0; a < cmd.argc; a++) {
+                FUZZ_CHECK(cmd.argv[a].hdr >= end && cmd.argv[a].off > cmd.argv[a].hdr);
+                end = (size_t)cmd.argv[a].off + cmd.argv[a].len + 2;
+                FUZZ_CHECK(memcmp(data + end - 2, "\r\n", 2) == 0);
+            }
+            FUZZ_CHECK(end == (size_t)m);
+        }
+        evbuffer_free(b);
+    }
+    px_cmd_deinit(&cmd);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 {
@@ -200,6 +248,7 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
         }
     }
     fuzz_feed(&codec, data, len, sizes, nsizes, oracle);
+    check_request_path(&codec, data, len, sizes, nsizes);
     free(data);
     return 0;
 }
