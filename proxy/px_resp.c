@@ -29,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Unread messages a subscriber may have queued (Redis's pubsub hard limit). */
+#define STREAM_OUT_MAX (32u << 20)
+
 #define MAX_KEYS_STACK 64
 
 static const char *const fail_text[POOL_RESULT_MAX] = {
@@ -307,6 +310,19 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
     if (r->stream || pr == NULL || type == '>') {
         /* a message, a RESP3 push, or a reply nobody waits for: straight on */
         struct px_listener_stats *st = px_listener_stats(s->l);
+
+        if (evbuffer_get_length(s->out) > STREAM_OUT_MAX) {
+            struct px_log_ctx ctx;
+            char peer[PX_PEER_LEN];
+
+            evbuffer_drain(in, len);
+            px_listener_log_ctx(s->l, s->fd, &ctx, peer);
+            px_log_info("resp", &ctx, "subscriber reads too slowly (%u MiB unread); closing it",
+                        STREAM_OUT_MAX >> 20);
+            px_listener_stats(s->l)->write_timeouts++;
+            px_session_close(s, NULL);
+            return;
+        }
 
         evbuffer_remove_buffer(in, s->out, len);
         st->frames_out++;
