@@ -4,7 +4,8 @@
 /*
  * Reading a socket into an evbuffer in one syscall. libevent's evbuffer_read()
  * asks the kernel how much is readable (an ioctl) before every read and caps
- * a read at 4 KiB; this reserves up to max bytes and reads once.
+ * a read at 4 KiB; this reads up to max bytes (at most 64 KiB) at once into a
+ * per-thread staging area and appends them (pool_io.c says why).
  */
 
 #include <stddef.h>
