@@ -483,14 +483,22 @@ stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_inf
     case PX_ST_BLOCK:
         *kind = K_BLOCK;
         return true;
-    case PX_ST_XBLOCK:
-        for (i = 1; i < cmd->argc && !px_cmd_arg_is(cmd, i, "STREAMS"); i++) {
+    case PX_ST_XBLOCK: {
+        long streams = px_cmd_streams(cmd);
+
+        for (i = 1; streams > 0 && i < (size_t)streams; i++) {
             if (px_cmd_arg_is(cmd, i, "BLOCK")) {
                 *kind = K_BLOCK;
                 return true;
             }
+            if (px_cmd_arg_is(cmd, i, "COUNT")) {
+                i++;
+            } else if (px_cmd_arg_is(cmd, i, "GROUP")) {
+                i += 2;
+            }
         }
         return false;
+    }
     default:
         return false;
     }

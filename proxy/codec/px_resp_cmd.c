@@ -21,7 +21,7 @@
 #define ALL(n) CMD(n, NONE, NONE, ALL, 0, 0, 0)
 #define STATE(n, st) CMD(n, st, NONE, NONE, 0, 0, 0)
 
-/* Sorted by name for bsearch (checked by the unit tests). */
+/* Sorted by name, for the reader (the unit tests keep it so); looked up by hash. */
 static const struct px_cmd_info table[] = {
     KEY1("APPEND"),
     STATE("AUTH", PERM),
@@ -108,7 +108,7 @@ static const struct px_cmd_info table[] = {
     ALL("KEYS"),
     ALL("LASTSAVE"),
     ALL("LATENCY"),
-    KEY1("LCS"),
+    KEYS("LCS", 1, 2, 1),
     KEY1("LINDEX"),
     KEY1("LINSERT"),
     KEY1("LLEN"),
@@ -502,9 +502,17 @@ px_cmd_parse(struct px_cmd *cmd, struct evbuffer *in, size_t n, const char **why
         struct px_arg *a = &cmd->argv[i];
 
         a->hdr = (uint32_t)pos;
-        if (header(cmd, pos, n, '$', &len, &pos) == -1 || pos + len + 2 > n) {
+        if (header(cmd, pos, n, '$', &len, &pos) == -1 || len > n || pos + len + 2 > n) {
             *why = "expected '$' for each argument";
             return -1;
+        }
+        {
+            char crlf[2];
+
+            if (copy_at(cmd, pos + len, crlf, 2) == -1 || crlf[0] != '\r' || crlf[1] != '\n') {
+                *why = "expected CRLF after an argument";
+                return -1;
+            }
         }
         a->off = (uint32_t)pos;
         a->len = (uint32_t)len;
@@ -573,6 +581,24 @@ px_cmd_arg_int(const struct px_cmd *cmd, size_t i)
 }
 
 long
+px_cmd_streams(const struct px_cmd *cmd)
+{
+    size_t i;
+
+    for (i = 1; i < cmd->argc; i++) { /* the options' values are skipped, as Redis does */
+        if (px_cmd_arg_is(cmd, i, "STREAMS")) {
+            return (long)i;
+        }
+        if (px_cmd_arg_is(cmd, i, "COUNT") || px_cmd_arg_is(cmd, i, "BLOCK")) {
+            i++;
+        } else if (px_cmd_arg_is(cmd, i, "GROUP")) {
+            i += 2;
+        }
+    }
+    return -1;
+}
+
+long
 px_cmd_keys(const struct px_cmd *cmd, const struct px_cmd_info *info, size_t *keys, size_t max)
 {
     size_t argc = cmd->argc, first, last, i, n = 0;
@@ -611,31 +637,123 @@ px_cmd_keys(const struct px_cmd *cmd, const struct px_cmd_info *info, size_t *ke
             keys[n++] = (size_t)info->first + 1 + i;
         }
         return (long)n;
-    case PX_KEYS_STREAMS:
-        for (i = 1; i < argc; i++) {
-            if (px_cmd_arg_is(cmd, i, "STREAMS")) {
-                size_t rest = argc - i - 1, k;
+    case PX_KEYS_STREAMS: {
+        long at = px_cmd_streams(cmd);
+        size_t rest, k;
 
-                if (rest == 0 || rest % 2 != 0) {
-                    return -1;
-                }
-                for (k = 0; k < rest / 2 && n < max; k++) {
-                    keys[n++] = i + 1 + k;
-                }
-                return (long)n;
-            }
+        if (at < 0) {
+            return -1;
         }
-        return -1;
+        rest = argc - (size_t)at - 1;
+        if (rest == 0 || rest % 2 != 0) {
+            return -1;
+        }
+        for (k = 0; k < rest / 2 && n < max; k++) {
+            keys[n++] = (size_t)at + 1 + k;
+        }
+        return (long)n;
+    }
     }
     return -1;
 }
 
 /* ---- inline commands ---- */
 
+static bool
+blank(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/*
+ * One word of an inline command at *p (before end), as Redis splits it
+ * (sdssplitargs): double quotes with \n \r \t \b \a \xHH escapes, single
+ * quotes with \', a closing quote followed by a blank or the end. The word
+ * is written to out (never longer than the input). Return its length, or -1.
+ */
+static long
+inline_word(const char **p, const char *end, char *out)
+{
+    const char *q = *p;
+    char *o = out;
+    bool dq = false, sq = false;
+
+    for (;;) {
+        if (dq) {
+            if (q == end) {
+                return -1;
+            }
+            if (q[0] == '\\' && end - q >= 4 && q[1] == 'x' && hexval(q[2]) >= 0 &&
+                hexval(q[3]) >= 0) {
+                *o++ = (char)(hexval(q[2]) * 16 + hexval(q[3]));
+                q += 4;
+            } else if (q[0] == '\\' && end - q >= 2) {
+                char c = q[1];
+
+                *o++ = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c == 'b' ? '\b'
+                       : c == 'a' ? '\a' : c;
+                q += 2;
+            } else if (q[0] == '"') {
+                if (q + 1 < end && !blank(q[1])) {
+                    return -1; /* a closing quote must end the word */
+                }
+                q++;
+                break;
+            } else {
+                *o++ = *q++;
+            }
+        } else if (sq) {
+            if (q == end) {
+                return -1;
+            }
+            if (q[0] == '\\' && end - q >= 2 && q[1] == '\'') {
+                *o++ = '\'';
+                q += 2;
+            } else if (q[0] == '\'') {
+                if (q + 1 < end && !blank(q[1])) {
+                    return -1;
+                }
+                q++;
+                break;
+            } else {
+                *o++ = *q++;
+            }
+        } else if (q == end || blank(*q)) {
+            break;
+        } else if (*q == '"') {
+            dq = true;
+            q++;
+        } else if (*q == '\'') {
+            sq = true;
+            q++;
+        } else {
+            *o++ = *q++;
+        }
+    }
+    *p = q;
+    return (long)(o - out);
+}
+
 long
 px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, const char **why)
 {
-    char *line = malloc(n + 1), *p, *end;
+    char *line = malloc(2 * n + 1), *word;
+    const char *p, *end;
     size_t words = 0;
     long total;
     struct evbuffer *body = scratch;
@@ -645,43 +763,31 @@ px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, cons
         *why = "out of memory";
         return -1;
     }
+    word = line + n;
     end = line + n;
-    while (end > line && (end[-1] == '\n' || end[-1] == '\r')) {
+    if (end > line && end[-1] == '\n') { /* the line, as Redis cuts it: without "\r\n" */
+        end--;
+    }
+    if (end > line && end[-1] == '\r') {
         end--;
     }
     evbuffer_drain(body, evbuffer_get_length(body));
     for (p = line; p < end;) {
-        char *w, *out;
+        long len;
 
-        while (p < end && (*p == ' ' || *p == '\t')) {
+        while (p < end && blank(*p)) {
             p++;
         }
         if (p == end) {
             break;
         }
-        w = out = p;
-        if (*p == '"' || *p == '\'') { /* a quoted word, as redis-cli writes one */
-            char q = *p++;
-
-            while (p < end && *p != q) {
-                if (q == '"' && *p == '\\' && p + 1 < end) {
-                    p++;
-                }
-                *out++ = *p++;
-            }
-            if (p == end) {
-                free(line);
-                *why = "unbalanced quotes in an inline command";
-                return -1;
-            }
-            p++;
-        } else {
-            while (p < end && *p != ' ' && *p != '\t') {
-                *out++ = *p++;
-            }
+        if ((len = inline_word(&p, end, word)) < 0) {
+            free(line);
+            *why = "unbalanced quotes in an inline command";
+            return -1;
         }
-        evbuffer_add_printf(body, "$%zu\r\n", (size_t)(out - w));
-        evbuffer_add(body, w, (size_t)(out - w));
+        evbuffer_add_printf(body, "$%ld\r\n", len);
+        evbuffer_add(body, word, (size_t)len);
         evbuffer_add(body, "\r\n", 2);
         words++;
     }

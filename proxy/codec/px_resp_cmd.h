@@ -103,6 +103,9 @@ bool px_cmd_arg_is(const struct px_cmd *cmd, size_t i, const char *s);
 /* Argument i as a non-negative integer, or -1. */
 int64_t px_cmd_arg_int(const struct px_cmd *cmd, size_t i);
 
+/* XREAD, XREADGROUP: the index of STREAMS (option values skipped), or -1. */
+long px_cmd_streams(const struct px_cmd *cmd);
+
 /*
  * The key argument indexes of a command into keys (up to max); return their
  * count, or -1 when the arguments do not fit the command's key spec.
