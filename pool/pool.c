@@ -108,6 +108,9 @@ conn_free(struct pool_conn *conn)
     if (conn->out != NULL) {
         evbuffer_free(conn->out);
     }
+    if (conn->held != NULL) {
+        evbuffer_free(conn->held);
+    }
     free(conn);
 }
 
@@ -228,6 +231,9 @@ pool_conn_rev_arm(struct pool_conn *conn)
         }
     }
     tv = tv_ms(ms);
+    if (ms == 0) {
+        event_del(&conn->rev); /* event_add() with no timeout keeps one already armed */
+    }
     if (event_add(&conn->rev, ms > 0 ? &tv : NULL) == -1) {
         /* Maybe inside pool_submit(): callbacks come only from the loop, so fail it there. */
         conn->broken = true;
@@ -541,6 +547,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if ((what & EV_TIMEOUT) && conn->rev_mode == REV_IDLE) {
+        if (conn->kind == CONN_PINNED) {
+            conn->rev_mode = REV_OFF; /* its owner decides when it closes */
+            pool_conn_rev_arm(conn);
+            return;
+        }
         if (conn_expired(conn, pool_now_ms()) || conn->server->nconns > c->cfg->pool.min_idle) {
             pool_conn_close(conn);
         } else {
@@ -563,7 +574,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
         if (pool_now_ms() - conn->born < EARLY_CLOSE_MS) {
             pool_server_failed(conn->server); /* accepts, then hangs up: do not reconnect at once */
         }
-        if (conn->nfifo > 0) {
+        if (conn->nfifo > 0 || (conn->kind == CONN_PINNED && conn->owner != NULL)) {
             pool_conn_fail(conn, POOL_UPSTREAM_ERROR, "closed by the server");
         } else {
             pool_conn_close(conn);

@@ -50,7 +50,8 @@ struct pool_conn {
     struct event rev;
     struct event wev;
     struct evbuffer *in;  /* owned */
-    struct evbuffer *out; /* owned */
+    struct evbuffer *out;  /* owned */
+    struct evbuffer *held; /* owned: a pin's bytes written before its setup was answered */
     struct pool_req_list fifo;
     unsigned nfifo;
     uint64_t born;

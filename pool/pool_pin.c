@@ -75,11 +75,20 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
 void
 pool_pin_write(struct pool_conn *conn, struct evbuffer *src, size_t len)
 {
-    evbuffer_remove_buffer(src, conn->out, len);
     conn->nreq++;
     if (conn->state == CONN_READY) {
+        evbuffer_remove_buffer(src, conn->out, len);
         pool_conn_queue_flush(conn);
-    } /* else written once connected, after the setup */
+        return;
+    }
+    /* held until connected and its setup (login, db) is answered */
+    if (conn->held == NULL && (conn->held = evbuffer_new()) == NULL) {
+        evbuffer_drain(src, len);
+        conn->broken = true; /* failed from the loop: pin_lost() tells the owner */
+        event_active(&conn->wev, EV_WRITE, 0);
+        return;
+    }
+    evbuffer_remove_buffer(src, conn->held, len);
 }
 
 void
@@ -139,6 +148,11 @@ pool_pin_setup_done(struct pool_conn *conn)
         conn->server->cluster->stats.unpin_resets++;
         return_to_pool(conn);
         return -1; /* not the pinned connection the caller was reading any more */
+    }
+    if (conn->held != NULL) {
+        evbuffer_add_buffer(conn->out, conn->held);
+        evbuffer_free(conn->held);
+        conn->held = NULL;
     }
     if (pool_conn_flush(conn) == -1) {
         return -1;

@@ -234,6 +234,9 @@ arm_rev(struct px_session *s)
         return; /* EV_PERSIST restarts the same deadline on every read: no re-arm per request */
     }
     tv = tv_ms(ms);
+    if (ms == 0) {
+        event_del(&s->rev); /* event_add() with no timeout keeps one already armed */
+    }
     if (event_add(&s->rev, ms > 0 ? &tv : NULL) == -1) {
         px_session_close(s, "cannot arm the read event");
         return;
