@@ -603,19 +603,21 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         long len = px_cmd_from_inline(s->in, n, px_worker_scratch(s->w), &why);
 
         memset(&s->fst, 0, sizeof(s->fst));
-        if (len <= 0) {
-            if (len < 0) {
-                px_resp_bad_frame(s, why);
-            }
-            return len < 0 ? -1 : 0;
+        if (len < 0) { /* the line is gone: the stream is still in sync */
+            px_listener_stats(s->l)->bad_frames++;
+            px_resp_local_error(s, 0, "-ERR sluice: protocol error: %s", why);
+            return 0;
+        }
+        if (len == 0) {
+            return 0;
         }
         n = (size_t)len;
     }
     if (!parsed && px_cmd_parse(cmd, s->in, n, &why) == -1) {
-        px_resp_consume(s, n);
+        /* a whole RESP value, but not a command: answered, and the stream goes on */
         px_listener_stats(s->l)->bad_frames++;
-        px_resp_bad_frame(s, why);
-        return -1;
+        px_resp_local_error(s, n, "-ERR sluice: protocol error: %s", why);
+        return 0;
     }
     info = px_cmd_lookup_upper(cmd->name, strlen(cmd->name));
     if (info != NULL && info->state == PX_ST_QUIT) {

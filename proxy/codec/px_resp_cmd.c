@@ -760,6 +760,7 @@ px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, cons
 
     if (line == NULL || evbuffer_remove(in, line, n) != (int)n) {
         free(line);
+        evbuffer_drain(in, n); /* consumed all the same: the stream stays in sync */
         *why = "out of memory";
         return -1;
     }

@@ -116,7 +116,7 @@ long px_cmd_keys(const struct px_cmd *cmd, const struct px_cmd_info *info, size_
 /*
  * Turn an inline command (a line of words) at the start of in, n bytes, into
  * a RESP array in its place. Return the new frame length, 0 for an empty
- * line (removed), or -1 with *why (unbalanced quotes).
+ * line (removed), or -1 with *why (unbalanced quotes; the line is removed).
  */
 long px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch,
                         const char **why);
