@@ -448,9 +448,16 @@ on_write(evutil_socket_t fd, short what, void *arg)
         size_t before = evbuffer_get_length(conn->out);
 
         /* On a write deadline, try first: a late loop turn reports it over a writable socket. */
-        if (pool_conn_flush(conn) == 0 && (what & EV_TIMEOUT) &&
-            evbuffer_get_length(conn->out) == before && before > 0) {
+        if (pool_conn_flush(conn) == -1) {
+            return;
+        }
+        if ((what & EV_TIMEOUT) && evbuffer_get_length(conn->out) == before && before > 0) {
             pool_conn_fail(conn, POOL_TIMEOUT, "write timeout");
+            return;
+        }
+        if (conn->notify_drain && evbuffer_get_length(conn->out) == 0 && conn->owner != NULL) {
+            conn->notify_drain = false;
+            conn->server->cluster->h.pin_drained(conn->owner);
         }
         return;
     }
@@ -491,9 +498,13 @@ deliver(struct pool_conn *conn)
         }
         memset(conn->fstate, 0, sizeof(conn->fstate));
         if (conn->init_left > 0) {
-            bool ok = c->h.reply_ok(c->h.frame_arg, conn->in, (size_t)n) == 0;
+            int verdict = c->h.reply_ok(c->h.frame_arg, conn->in, (size_t)n);
+            bool ok = verdict == 0;
 
             evbuffer_drain(conn->in, (size_t)n);
+            if (verdict == POOL_SETUP_SKIP) {
+                continue; /* a push, not the reply being waited for */
+            }
             if (!ok && conn->kind == CONN_PINNED && conn->owner == NULL) {
                 pool_conn_close(conn); /* a reset that failed (Redis < 6.2): just not reused */
                 return -1;
@@ -905,8 +916,12 @@ retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result res
                 }
             }
         } else {
-            struct pool_conn *conn = find_conn(c, req, req->last);
+            /* after its owner's previous request, if that one was placed again */
+            struct pool_conn *conn = affine_conn(c, req);
 
+            if (conn == NULL && !after_queued(req)) {
+                conn = find_conn(c, req, req->last);
+            }
             if (conn != NULL) {
                 assign(conn, req);
                 return;

@@ -107,7 +107,8 @@ typedef ssize_t (*pool_frame_fn)(const void *arg, struct evbuffer *in, void *sta
                                  const char **why);
 #define POOL_FRAME_ERROR (-1)
 #define POOL_FRAME_AGAIN (-2)
-#define POOL_FRAME_STATE_SIZE 16 /* bytes of per-connection decoder state, zeroed per frame */
+#define POOL_FRAME_STATE_SIZE 16
+#define POOL_SETUP_SKIP 1 /* bytes of per-connection decoder state, zeroed per frame */
 
 enum pool_event {
     POOL_EV_CONNECT_FAILED,
@@ -140,6 +141,8 @@ struct pool_handler {
     void (*pinned)(void *owner, struct evbuffer *in, size_t len);
     /* A pinned connection broke: it is gone (the owner must forget it). */
     void (*pin_lost)(void *owner, enum pool_result result);
+    /* A backlogged pinned connection has written everything (pool_pin_backlogged). */
+    void (*pin_drained)(void *owner);
     pool_frame_fn frame;
     const void *frame_arg; /* borrowed */
     /*
@@ -154,7 +157,10 @@ struct pool_handler {
     const void *reset; /* borrowed */
     size_t reset_len;
     unsigned reset_replies;
-    /* 0 when the setup reply of len bytes at the start of in is a success, else -1. */
+    /*
+     * The setup reply of len bytes at the start of in: 0 a success, -1 a
+     * refusal, POOL_SETUP_SKIP not a reply at all (a RESP3 push): skipped.
+     */
     int (*reply_ok)(const void *frame_arg, struct evbuffer *in, size_t len);
     void *arg; /* for event() */
 };
@@ -214,6 +220,16 @@ struct pool_conn *pool_pin(struct pool_cluster *c, uint32_t shard, void *owner,
                            enum pool_result *why);
 /* Move the first len bytes of src onto the pinned connection. */
 void pool_pin_write(struct pool_conn *conn, struct evbuffer *src, size_t len);
+/*
+ * Write the handler's hello (login, db) again, after the owner's own RESET;
+ * return how many replies it brings, which the owner must skip.
+ */
+unsigned pool_pin_rehello(struct pool_conn *conn);
+/*
+ * Whether more than high bytes wait to be written to the server; if so,
+ * pin_drained() comes once they are all written.
+ */
+bool pool_pin_backlogged(struct pool_conn *conn, size_t high);
 /*
  * How many replies the owner waits for, and whether the read deadline
  * watches them (not for a blocking command, nor for a subscriber).

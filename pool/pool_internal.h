@@ -43,6 +43,7 @@ struct pool_conn {
     bool flush_queued;          /* wev activated for this turn: one write for the batch */
     bool broken;                /* an event could not be armed: fail it from the loop */
     bool expect_deadline;       /* pinned: the read deadline watches the owner's replies */
+    bool notify_drain;          /* pinned: the owner waits for pin_drained() */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     unsigned init_left;         /* setup replies still to come (CONN_HELLO) */
     unsigned expect;            /* pinned: replies the owner waits for */

@@ -180,3 +180,40 @@ pool_pin_release(struct pool_conn *conn)
         return_to_pool(conn);
     }
 }
+
+unsigned
+pool_pin_rehello(struct pool_conn *conn)
+{
+    const struct pool_handler *h = &conn->server->cluster->h;
+    struct evbuffer *to;
+
+    if (h->hello_replies == 0) {
+        return 0;
+    }
+    if (conn->state != CONN_READY && conn->held == NULL) {
+        conn->held = evbuffer_new();
+    }
+    to = conn->state == CONN_READY ? conn->out : conn->held;
+    if (to == NULL || evbuffer_add(to, h->hello, h->hello_len) == -1) {
+        conn->broken = true; /* failed from the loop: pin_lost() tells the owner */
+        event_active(&conn->wev, EV_WRITE, 0);
+        return 0;
+    }
+    if (to == conn->out) {
+        pool_conn_queue_flush(conn);
+    }
+    return h->hello_replies;
+}
+
+bool
+pool_pin_backlogged(struct pool_conn *conn, size_t high)
+{
+    size_t pending = evbuffer_get_length(conn->out) +
+                     (conn->held != NULL ? evbuffer_get_length(conn->held) : 0);
+
+    if (pending <= high) {
+        return false;
+    }
+    conn->notify_drain = true;
+    return true;
+}

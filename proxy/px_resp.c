@@ -24,6 +24,7 @@
 #include "proxy/px_worker.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
 
 /* Unread messages a subscriber may have queued (Redis's pubsub hard limit). */
 #define STREAM_OUT_MAX (32u << 20)
+/* Unwritten commands of a streaming client (no replies to pace it) before it is paused. */
+#define STREAM_IN_HIGH (1u << 20)
 
 #define MAX_KEYS_STACK 64
 
@@ -217,7 +220,7 @@ static void
 update_expect(struct px_resp *r)
 {
     if (r->pin != NULL) {
-        pool_pin_expect(r->pin, r->npinq, r->nblocking == 0);
+        pool_pin_expect(r->pin, r->npinq + r->hidden, r->nblocking == 0);
     }
 }
 
@@ -258,7 +261,8 @@ maybe_unpin(struct px_session *s)
 {
     struct px_resp *r = s->resp;
 
-    if (r->pin != NULL && !r->stream && r->npinq == 0 && !r->perm && !r->multi && !r->watch) {
+    if (r->pin != NULL && !r->stream && r->npinq == 0 && r->hidden == 0 && !r->perm &&
+        !r->multi && !r->watch) {
         pool_unpin(r->pin, POOL_UNPIN_RETURN);
         r->pin = NULL;
     }
@@ -273,6 +277,9 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
     if (r->stream) { /* no reply to wait for: the stream brings it */
         pool_pin_write(r->pin, s->in, n);
         memset(&s->fst, 0, sizeof(s->fst));
+        if (pool_pin_backlogged(r->pin, STREAM_IN_HIGH)) {
+            s->paused = true; /* the server reads slower than this client writes */
+        }
         return;
     }
     {
@@ -287,10 +294,61 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
         memset(&s->fst, 0, sizeof(s->fst));
         TAILQ_INSERT_TAIL(&r->pinq, &req->pr, link);
         r->npinq++;
+        if (kind == K_RESET) { /* RESET logs out: log in (and select) again right after */
+            req->nfrags = pool_pin_rehello(r->pin);
+            r->hidden += req->nfrags;
+        }
     }
     advance(s);
     update_expect(r);
     px_session_arm_timer(s);
+}
+
+/*
+ * The connection's state changes when the reply says it did, in reply
+ * order: a pipelined EXEC, MULTI leaves a transaction open, and a refused
+ * DISCARD keeps a WATCH.
+ */
+static void
+apply_reply(struct px_resp *r, const struct px_req *req, struct evbuffer *in, unsigned char type)
+{
+    bool error = type == '-' || type == '!';
+
+    switch ((enum kind)req->kind) {
+    case K_MULTI:
+        r->multi = r->multi || !error;
+        break;
+    case K_WATCH:
+        r->watch = r->watch || !error;
+        break;
+    case K_PERM:
+        r->perm = true; /* even refused: RESET at the end costs little */
+        break;
+    case K_EXEC: {
+        char head[11] = {0};
+
+        evbuffer_copyout(in, head, sizeof(head) - 1);
+        if (!error || strncmp(head, "-EXECABORT", 10) == 0) {
+            r->multi = false;
+            r->watch = false;
+        }
+        break;
+    }
+    case K_UNWATCH:
+        r->watch = r->watch && error;
+        break;
+    case K_BLOCK:
+        r->nblocking--;
+        break;
+    case K_RESET:
+        if (!error) { /* and the hello written after it restores the login and db */
+            r->multi = r->watch = r->perm = false;
+        }
+        r->skip += req->nfrags;
+        break;
+    default:
+        break;
+    }
 }
 
 void
@@ -307,6 +365,14 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
         return;
     }
     evbuffer_copyout(in, &type, 1);
+    if (r->skip > 0 && type != '>') { /* our hello's reply, after the client's RESET */
+        evbuffer_drain(in, len);
+        r->skip--;
+        r->hidden--;
+        update_expect(r);
+        maybe_unpin(s);
+        return;
+    }
     if (r->stream || pr == NULL || type == '>') {
         /* a message, a RESP3 push, or a reply nobody waits for: straight on */
         struct px_listener_stats *st = px_listener_stats(s->l);
@@ -332,30 +398,24 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
     }
     TAILQ_REMOVE(&r->pinq, pr, link);
     r->npinq--;
+    apply_reply(r, req, in, type);
     evbuffer_remove_buffer(in, req->buf, len);
     req->done = true;
-    switch ((enum kind)req->kind) {
-    case K_EXEC:
-        r->multi = false;
-        r->watch = false;
-        break;
-    case K_UNWATCH:
-        r->watch = false;
-        break;
-    case K_BLOCK:
-        r->nblocking--;
-        break;
-    case K_RESET:
-        r->multi = r->watch = false;
-        r->perm = px_listener_cfg(s->l)->cluster->resp.enabled; /* its login and db are gone */
-        break;
-    default:
-        break;
-    }
     advance(s);
     update_expect(r);
     maybe_unpin(s);
     px_session_deliver(s, false);
+}
+
+void
+px_resp_on_pin_drained(void *owner)
+{
+    struct px_session *s = owner;
+
+    if (s->paused && !s->closing) {
+        s->paused = false; /* process() pauses it again if something else still holds it */
+        event_active(&s->rev, EV_READ, 0);
+    }
 }
 
 void
@@ -378,6 +438,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
     }
     r->npinq = 0;
     r->nblocking = 0;
+    r->hidden = r->skip = 0;
     px_listener_log_ctx(s->l, s->fd, &ctx, peer);
     px_log_info("resp", &ctx, "pinned upstream connection lost (%s); closing the client",
                 pool_result_str[result]);
@@ -396,7 +457,7 @@ px_resp_close(struct px_session *s)
     if (r->pin == NULL) {
         return;
     }
-    if (r->stream || r->npinq > 0) {
+    if (r->stream || r->npinq > 0 || r->hidden > 0) {
         mode = POOL_UNPIN_CLOSE; /* replies still coming: the stream cannot be resynced */
     } else if (r->perm || r->multi || r->watch) {
         mode = POOL_UNPIN_RESET;
@@ -470,13 +531,16 @@ stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_inf
         return cmd->argc == 2 && db >= 0 && db != (int64_t)px_listener_cfg(s->l)->cluster->resp.db;
     }
     case PX_ST_CLIENT:
-        if (px_cmd_arg_is(cmd, 1, "REPLY") && !px_cmd_arg_is(cmd, 2, "ON")) {
-            *kind = K_STREAM; /* replies no longer match requests */
-            return true;
+        if (px_cmd_arg_is(cmd, 1, "REPLY")) {
+            if (cmd->argc == 3 && (px_cmd_arg_is(cmd, 2, "OFF") || px_cmd_arg_is(cmd, 2, "SKIP"))) {
+                *kind = K_STREAM; /* replies no longer match requests */
+                return true;
+            }
+            return false; /* ON, or a malformed one the server answers */
         }
         return px_cmd_arg_is(cmd, 1, "SETNAME") || px_cmd_arg_is(cmd, 1, "TRACKING") ||
                px_cmd_arg_is(cmd, 1, "CACHING") || px_cmd_arg_is(cmd, 1, "NO-EVICT") ||
-               px_cmd_arg_is(cmd, 1, "NO-TOUCH") || px_cmd_arg_is(cmd, 1, "REPLY");
+               px_cmd_arg_is(cmd, 1, "NO-TOUCH");
     case PX_ST_STREAM:
         *kind = K_STREAM;
         return true;
@@ -511,6 +575,10 @@ pinned_kind(const struct px_cmd_info *info, enum kind kind)
         return K_PLAIN;
     }
     switch ((enum px_cmd_state)info->state) {
+    case PX_ST_MULTI:
+        return K_MULTI;
+    case PX_ST_WATCH:
+        return K_WATCH;
     case PX_ST_EXEC:
         return K_EXEC;
     case PX_ST_UNWATCH:
@@ -538,15 +606,9 @@ pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd
         px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }
-    if (info->state == PX_ST_MULTI) {
-        r->multi = true;
-    } else if (info->state == PX_ST_WATCH) {
-        r->watch = true;
-    } else if (kind == K_PLAIN) {
-        r->perm = true; /* SELECT, AUTH, HELLO, CLIENT SETNAME...: until the client leaves */
-    }
+    kind = pinned_kind(info, kind);
     (void)cmd;
-    send_pinned(s, n, kind);
+    send_pinned(s, n, kind == K_PLAIN ? K_PERM : kind);
     return 0;
 }
 
@@ -563,19 +625,24 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
         return 0;
     }
     if (sharded(s)) {
-        size_t keys[MAX_KEYS_STACK], i;
-        long nkeys = kind == K_BLOCK ? px_cmd_keys(cmd, info, keys, MAX_KEYS_STACK) : 0;
+        size_t *keys = kind == K_BLOCK ? malloc(cmd->argc * sizeof(*keys)) : NULL;
+        long nkeys = keys != NULL ? px_cmd_keys(cmd, info, keys, cmd->argc) : 0;
+        long k;
 
-        if (nkeys <= 0) {
-            px_resp_local_error(s, n, "-ERR sluice: %s is not supported on a sharded cluster", cmd->name);
-            return 0;
-        }
-        shard = px_resp_shard_of(s, cmd, keys[0]);
-        for (i = 1; i < (size_t)nkeys; i++) {
-            if (px_resp_shard_of(s, cmd, keys[i]) != shard) {
-                px_resp_local_error(s, n, "-ERR sluice: keys of %s are on different servers", cmd->name);
+        shard = nkeys > 0 ? px_resp_shard_of(s, cmd, keys[0]) : 0;
+        for (k = 1; k < nkeys && shard != 0; k++) {
+            if (px_resp_shard_of(s, cmd, keys[k]) != shard) {
+                free(keys);
+                px_resp_local_error(s, n, "-ERR sluice: keys of %s are on different servers",
+                                    cmd->name);
                 return 0;
             }
+        }
+        free(keys);
+        if (shard == 0) {
+            px_resp_local_error(s, n, "-ERR sluice: %s is not supported on a sharded cluster",
+                                cmd->name);
+            return 0;
         }
     }
     return pin_and_send(s, cmd, info, n, shard, kind);
@@ -613,6 +680,15 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         }
         n = (size_t)len;
     }
+    if (!parsed && n <= 5 && type == '*') {
+        char head[5] = {0};
+
+        evbuffer_copyout(s->in, head, n);
+        if (memcmp(head, "*0\r\n", 4) == 0 || memcmp(head, "*-1\r\n", 5) == 0) {
+            px_resp_consume(s, n); /* an empty command: Redis ignores it too */
+            return 0;
+        }
+    }
     if (!parsed && px_cmd_parse(cmd, s->in, n, &why) == -1) {
         /* a whole RESP value, but not a command: answered, and the stream goes on */
         px_listener_stats(s->l)->bad_frames++;
@@ -620,6 +696,10 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         return 0;
     }
     info = px_cmd_lookup_upper(cmd->name, strlen(cmd->name));
+    if (info != NULL && info->state == PX_ST_REFUSE) {
+        px_resp_local_error(s, n, "-ERR sluice: %s is not supported through a proxy", cmd->name);
+        return 0;
+    }
     if (info != NULL && info->state == PX_ST_QUIT) {
         local_reply(s, n, "+OK\r\n", 5);
         px_session_finish(s);
@@ -637,17 +717,15 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         }
     }
     if (r->pin != NULL) {
-        kind = K_PLAIN;
-        if (!r->stream && info != NULL && stateful(s, cmd, info, &kind)) {
-            if (info->state == PX_ST_MULTI) {
-                r->multi = true;
-            } else if (info->state == PX_ST_WATCH) {
-                r->watch = true;
-            } else if (kind == K_PLAIN) {
-                r->perm = true;
-            }
+        if (sharded(s) && !r->stream) {
+            return 1; /* pinned to one shard while it blocks: the rest waits for its keys */
         }
-        send_pinned(s, n, pinned_kind(info, kind));
+        bool lasting;
+
+        kind = K_PLAIN;
+        lasting = !r->stream && info != NULL && stateful(s, cmd, info, &kind);
+        kind = pinned_kind(info, kind);
+        send_pinned(s, n, lasting && kind == K_PLAIN ? K_PERM : kind);
         return 0;
     }
     if (info != NULL && stateful(s, cmd, info, &kind)) {
@@ -657,7 +735,8 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         local_reply(s, n, "+RESET\r\n", 8); /* a shared connection has no state to reset */
         return 0;
     }
-    if (info != NULL && info->state == PX_ST_SELECT && cmd->argc == 2) {
+    if (info != NULL && info->state == PX_ST_SELECT && cmd->argc == 2 &&
+        px_cmd_arg_int(cmd, 1) == (int64_t)cfg->cluster->resp.db) {
         local_reply(s, n, "+OK\r\n", 5); /* the cluster's own db: already selected */
         return 0;
     }

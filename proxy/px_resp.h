@@ -42,6 +42,7 @@ void px_resp_free(struct px_resp *r);
 /* The pool's callbacks for pinned connections; owner is the session. */
 void px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len);
 void px_resp_on_pin_lost(void *owner, enum pool_result result);
+void px_resp_on_pin_drained(void *owner);
 
 /*
  * Fill h's setup (hello: AUTH and SELECT from the cluster's resp block) and

@@ -17,6 +17,9 @@ struct px_session;
 /* What a request's reply does (px_req.kind). */
 enum kind {
     K_PLAIN,
+    K_MULTI,   /* a transaction starts, once its +OK comes */
+    K_WATCH,   /* keys are watched, once its +OK comes */
+    K_PERM,    /* state until the client leaves (SELECT, AUTH, HELLO, CLIENT SETNAME...) */
     K_EXEC,    /* EXEC, DISCARD: the transaction and WATCH end */
     K_UNWATCH, /* WATCH ends */
     K_BLOCK,   /* a blocking command */
@@ -32,6 +35,8 @@ struct px_resp {
     struct pool_req_list pinq; /* requests waiting on pin, oldest first (by pr.link) */
     unsigned npinq;
     unsigned nblocking; /* of them, blocking commands: no read deadline */
+    unsigned hidden;    /* replies to our own hello after the client's RESET, still to come */
+    unsigned skip;      /* of them, due next: dropped */
     bool stream;        /* frames go straight to the client */
     bool perm;          /* state that lasts until the client leaves */
     bool multi;

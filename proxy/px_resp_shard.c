@@ -14,6 +14,7 @@
 #include "proxy/px_session_internal.h"
 #include "proxy/px_worker.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,8 +200,9 @@ integer_reply(struct evbuffer *buf, bool *ok)
         return 0;
     }
     line[got] = '\0';
+    errno = 0;
     v = strtoll(line + 1, &end, 10);
-    *ok = end[0] == '\r' && end[1] == '\n';
+    *ok = errno == 0 && end != line + 1 && end[0] == '\r' && end[1] == '\n';
     return v;
 }
 
@@ -253,8 +255,9 @@ join(struct px_session *s, struct px_req *parent)
         for (i = 0; i < sp->nfrags; i++) {
             bool ok;
 
-            sum += integer_reply(sp->frags[i]->buf, &ok);
-            if (!ok) {
+            long long v = integer_reply(sp->frags[i]->buf, &ok);
+
+            if (!ok || __builtin_add_overflow(sum, v, &sum)) {
                 evbuffer_add_printf(parent->buf, "-ERR sluice: malformed upstream reply\r\n");
                 return;
             }

@@ -160,6 +160,9 @@ px_session_close(struct px_session *s, const char *why)
     if (s->timer != NULL) {
         event_del(s->timer);
     }
+    if (s->cev != NULL) {
+        event_del(s->cev);
+    }
     if (s->resp != NULL) {
         px_resp_close(s); /* its pinned connection goes back first */
     }
@@ -201,6 +204,9 @@ px_session_free(struct px_session *s)
     if (s->timer != NULL) {
         event_free(s->timer);
     }
+    if (s->cev != NULL) {
+        event_free(s->cev);
+    }
     if (s->in != NULL) {
         evbuffer_free(s->in);
     }
@@ -214,6 +220,30 @@ px_session_free(struct px_session *s)
 /* ---- deadlines ---- */
 
 static void
+on_client_closed(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (!s->closing) {
+        px_session_close(s, "client closed");
+    }
+}
+
+static void
+watch_close(struct px_session *s)
+{
+    if (s->cev == NULL) {
+        s->cev = event_new(px_worker_base(s->w), s->fd, EV_CLOSED | EV_PERSIST, on_client_closed, s);
+        if (s->cev == NULL) {
+            return; /* then it is noticed when reading resumes */
+        }
+    }
+    (void)event_add(s->cev, NULL);
+}
+
+static void
 arm_rev(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
@@ -224,7 +254,13 @@ arm_rev(struct px_session *s)
     if (s->paused || s->eof || s->closing) {
         event_del(&s->rev);
         s->rev_mode = REV_NONE;
+        if (s->resp != NULL && !s->closing) {
+            watch_close(s); /* Redis drops a client that leaves: even one not being read */
+        }
         return;
+    }
+    if (s->cev != NULL) {
+        event_del(s->cev);
     }
     if (len_of(s->in) > 0) {
         mode = REV_PARTIAL;
@@ -257,22 +293,23 @@ px_session_arm_timer(struct px_session *s)
     struct px_req *head = TAILQ_FIRST(&s->reqs);
     struct timeval tv;
 
-    if (limit == 0 || s->closing || head == NULL) {
-        return;
+    if (limit == 0 || s->closing || head == NULL || head->t0 == PX_NO_DEADLINE) {
+        return; /* a blocking command waits as long as it asked; the next is armed after it */
     }
+    due = head->t0 + limit;
     if (s->timer == NULL) {
         s->timer = evtimer_new(px_worker_base(s->w), on_request_timer, s);
         if (s->timer == NULL) {
             px_session_close(s, "cannot create the request timer");
             return;
         }
-    } else if (event_pending(s->timer, EV_TIMEOUT, NULL)) {
+    } else if (event_pending(s->timer, EV_TIMEOUT, NULL) && s->timer_due <= due) {
         return;
     }
     now = now_ms();
-    due = head->t0 + limit;
     tv = tv_ms(due > now ? due - now : 0);
     event_add(s->timer, &tv);
+    s->timer_due = due;
 }
 
 /* ---- writing to the client ---- */
@@ -391,6 +428,9 @@ px_session_deliver(struct px_session *s, bool moved)
     }
     if (!moved) {
         return;
+    }
+    if (req != NULL && s->timer != NULL) {
+        px_session_arm_timer(s); /* the new oldest, if the old one had no deadline */
     }
     if (!s->flush_queued) {
         s->flush_queued = true;
@@ -588,6 +628,9 @@ process(struct px_session *s)
                 arm_rev(s);
                 return;
             }
+            if (s->paused) {
+                break;
+            }
             continue;
         }
         n = px_codec_frame(&cfg->codec, s->in, &s->fst, &why);
@@ -619,6 +662,9 @@ process(struct px_session *s)
                 s->paused = true;
                 arm_rev(s);
                 return;
+            }
+            if (s->paused) {
+                break;
             }
             continue;
         }

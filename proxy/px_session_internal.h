@@ -54,6 +54,8 @@ struct px_session {
     struct event rev;
     struct event *wev;    /* owned, made on the first reply */
     struct event *timer;  /* owned, made on the first request: the request deadline */
+    struct event *cev;    /* owned, resp: watches for the client closing while not read */
+    uint64_t timer_due;   /* ms: when the pending timer fires */
     struct evbuffer *in;  /* owned */
     struct evbuffer *out; /* owned, made on the first reply */
     struct px_frame_state fst;

@@ -67,7 +67,13 @@ reply_ok(const void *arg, struct evbuffer *in, size_t len)
     unsigned char type = 0;
 
     (void)arg;
-    return len > 0 && evbuffer_copyout(in, &type, 1) == 1 && type != '-' && type != '!' ? 0 : -1;
+    if (len == 0 || evbuffer_copyout(in, &type, 1) != 1) {
+        return -1;
+    }
+    if (type == '>') {
+        return POOL_SETUP_SKIP; /* a RESP3 push (tracking) ahead of RESET's reply */
+    }
+    return type != '-' && type != '!' ? 0 : -1;
 }
 
 static void
@@ -184,6 +190,7 @@ make_pool(struct px_worker *w, size_t i)
     if (cc->codec.type == CFG_CODEC_RESP) {
         h->pinned = px_resp_on_pinned;
         h->pin_lost = px_resp_on_pin_lost;
+        h->pin_drained = px_resp_on_pin_drained;
         h->reply_ok = reply_ok;
         if (px_resp_setup(cc, h, &w->setup[i]) == -1) {
             goto out;

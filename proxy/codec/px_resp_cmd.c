@@ -143,15 +143,18 @@ static const struct px_cmd_info table[] = {
     NOKEY("PING"),
     KEY1("PSETEX"),
     STATE("PSUBSCRIBE", STREAM),
+    STATE("PSYNC", REFUSE),
     KEY1("PTTL"),
     ALL("PUBLISH"),
     ALL("PUBSUB"),
+    STATE("PUNSUBSCRIBE", STREAM),
     STATE("QUIT", QUIT),
     ALL("RANDOMKEY"),
     ALL("READONLY"),
     ALL("READWRITE"),
     KEYS("RENAME", 1, 2, 1),
     KEYS("RENAMENX", 1, 2, 1),
+    STATE("REPLCONF", REFUSE),
     ALL("REPLICAOF"),
     STATE("RESET", RESET),
     KEY1("RESTORE"),
@@ -196,12 +199,15 @@ static const struct px_cmd_info table[] = {
     KEY1("SUBSTR"),
     KEYS("SUNION", 1, -1, 1),
     KEYS("SUNIONSTORE", 1, -1, 1),
+    STATE("SUNSUBSCRIBE", STREAM),
     ALL("SWAPDB"),
+    STATE("SYNC", REFUSE),
     NOKEY("TIME"),
     CMD("TOUCH", NONE, SUM, RANGE, 1, -1, 1),
     KEY1("TTL"),
     KEY1("TYPE"),
     CMD("UNLINK", NONE, SUM, RANGE, 1, -1, 1),
+    STATE("UNSUBSCRIBE", STREAM),
     STATE("UNWATCH", UNWATCH),
     STATE("WAIT", BLOCK),
     STATE("WAITAOF", BLOCK),
@@ -446,8 +452,9 @@ px_cmd_frame(struct px_cmd *cmd, struct evbuffer *in, uint64_t max, uint64_t max
     }
     b = v.iov_base;
     len = v.iov_len < max ? v.iov_len : (size_t)max;
+    /* each argument takes 6 bytes or more ("$0\r\n\r\n"): no room for a count this chunk cannot hold */
     if (b[0] != '*' || number(b, len, &at, &argc) == -1 || argc == 0 || argc > max_elements ||
-        reserve(cmd, argc) == -1) {
+        argc > (len - at) / 6 || reserve(cmd, argc) == -1) {
         return 0;
     }
     for (i = 0; i < argc; i++) {
@@ -483,7 +490,7 @@ px_cmd_parse(struct px_cmd *cmd, struct evbuffer *in, size_t n, const char **why
     cmd->argc = 0;
     cmd->name[0] = '\0';
     cmd->flat = n <= FLAT_MAX ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : NULL;
-    if (header(cmd, 0, n, '*', &argc, &pos) == -1 || argc == 0) {
+    if (header(cmd, 0, n, '*', &argc, &pos) == -1 || argc == 0 || argc > (n - pos) / 6) {
         *why = "expected an array of bulk strings";
         return -1;
     }
@@ -784,6 +791,7 @@ px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, cons
         }
         if ((len = inline_word(&p, end, word)) < 0) {
             free(line);
+            evbuffer_drain(body, evbuffer_get_length(body)); /* scratch is shared: leave it empty */
             *why = "unbalanced quotes in an inline command";
             return -1;
         }

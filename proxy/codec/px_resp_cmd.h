@@ -26,9 +26,10 @@ enum px_cmd_state {
     PX_ST_EXEC,      /* EXEC, DISCARD: end the transaction and WATCH */
     PX_ST_WATCH,     /* until EXEC, DISCARD or UNWATCH */
     PX_ST_UNWATCH,
-    PX_ST_STREAM,    /* SUBSCRIBE, MONITOR...: replies without requests from here on */
+    PX_ST_STREAM,    /* SUBSCRIBE, UNSUBSCRIBE, MONITOR...: not one reply per command any more */
     PX_ST_BLOCK,     /* blocks until its reply (BLPOP, WAIT...) */
     PX_ST_XBLOCK,    /* XREAD / XREADGROUP: blocking with a BLOCK option */
+    PX_ST_REFUSE,    /* replication (SYNC, PSYNC, REPLCONF): not through a proxy */
 };
 
 /* How a multi-key command is split over shards and its replies joined. */

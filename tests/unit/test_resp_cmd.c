@@ -173,7 +173,7 @@ test_table_key_specs_fit(void **state)
         const struct px_cmd_info *c = &t[i];
         bool range = c->keys == PX_KEYS_RANGE, numkeys = c->keys == PX_KEYS_NUMKEYS;
 
-        if (c->state > PX_ST_XBLOCK || c->split > PX_SPLIT_SUM || c->keys > PX_KEYS_ALL ||
+        if (c->state > PX_ST_REFUSE || c->split > PX_SPLIT_SUM || c->keys > PX_KEYS_ALL ||
             (range && (c->first < 1 || c->step < 1 || (c->last >= 0 && c->last < c->first))) ||
             (numkeys && (c->first < 1 || (c->step != 1 && c->step != 2))) ||
             (c->split != PX_SPLIT_NONE && (!range || c->first != 1 || c->last != -1))) {
