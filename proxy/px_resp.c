@@ -710,6 +710,11 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
             auth(s, cmd, n);
             return 0;
         }
+        if (!r->authed && strcmp(cmd->name, "HELLO") == 0 && cmd->argc > 2) {
+            px_resp_local_error(s, n, "-NOAUTH sluice checks passwords itself (resp.auth): "
+                                      "send AUTH first, then HELLO without AUTH");
+            return 0;
+        }
         if (!r->authed) {
             px_listener_stats(s->l)->rejected_commands++;
             local_reply(s, n, "-NOAUTH Authentication required.\r\n", 34);
