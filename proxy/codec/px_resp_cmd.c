@@ -575,8 +575,8 @@ px_cmd_arg_int(const struct px_cmd *cmd, size_t i)
     int64_t v = 0;
 
     if (i >= cmd->argc || (len = cmd->argv[i].len) == 0 || len > 18 ||
-        px_cmd_arg(cmd, i, buf, sizeof(buf)) != len) {
-        return -1;
+        px_cmd_arg(cmd, i, buf, sizeof(buf)) != len || (len > 1 && buf[0] == '0')) {
+        return -1; /* Redis reads "00" as no number at all, too */
     }
     for (k = 0; k < len; k++) {
         if (buf[k] < '0' || buf[k] > '9') {

@@ -705,7 +705,7 @@ test_arg_int(void **state)
     static const int64_t want[] = {-1,
                                    0,
                                    7,
-                                   42,
+                                   -1 /* leading zeros: not a number to Redis either */,
                                    123456789,
                                    999999999999999999, /* 18 digits */
                                    -1 /* 19: too long */,
