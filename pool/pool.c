@@ -967,7 +967,7 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         c->stats.connect_failures++;
         event_ms(c, POOL_EV_CONNECT_FAILED, s, detail);
     } else if (lost && result != POOL_CONNECT_FAILED) {
-        event_ms(c, POOL_EV_CONN_LOST, s, detail);
+        event_ms(c, POOL_EV_CONN_LOST, s, detail != NULL ? detail : pool_result_str[result]);
     }
     if (owner != NULL) {
         c->h.pin_lost(owner, result);
@@ -997,6 +997,7 @@ pool_cancel(struct pool_req *req)
         return 0;
     case POOL_REQ_QUEUED:
         dequeue(req->cluster, req);
+        req->cluster->stats.canceled++;
         return 0;
     case POOL_REQ_ASSIGNED:
         if (conn == NULL) { /* on the failing list */
@@ -1014,6 +1015,7 @@ pool_cancel(struct pool_req *req)
         }
         req->state = POOL_REQ_NEW;
         req->conn = NULL;
+        req->cluster->stats.canceled++;
         return 0;
     case POOL_REQ_SENT:
     case POOL_REQ_FAILING:

@@ -58,6 +58,7 @@ struct pool_stats {
     uint64_t responses;
     uint64_t failed[POOL_RESULT_MAX];
     uint64_t retries;
+    uint64_t canceled; /* withdrawn before they were written (their client left) */
     uint64_t queued;
     uint64_t queue_depth;
     uint64_t leases;

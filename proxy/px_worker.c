@@ -480,13 +480,14 @@ px_worker_log_stats(const struct px_worker *w)
             "stats", &ctx,
             "worker %u: conns_opened=%llu conns_max=%llu connect_failures=%llu "
             "requests=%llu responses=%llu retries=%llu queued=%llu leases=%llu "
-            "pins=%llu unpin_resets=%llu failed_upstream=%llu failed_timeout=%llu "
-            "failed_queue=%llu",
+            "canceled=%llu pins=%llu unpin_resets=%llu failed_upstream=%llu "
+            "failed_timeout=%llu failed_queue=%llu",
             w->id, (unsigned long long)ps->conns_opened, (unsigned long long)ps->max_conns_seen,
             (unsigned long long)ps->connect_failures, (unsigned long long)ps->requests,
             (unsigned long long)ps->responses, (unsigned long long)ps->retries,
             (unsigned long long)ps->queued, (unsigned long long)ps->leases,
-            (unsigned long long)ps->pins, (unsigned long long)ps->unpin_resets,
+            (unsigned long long)ps->canceled, (unsigned long long)ps->pins,
+            (unsigned long long)ps->unpin_resets,
             (unsigned long long)(ps->failed[POOL_UPSTREAM_ERROR] + ps->failed[POOL_MALFORMED] +
                                  ps->failed[POOL_CONNECT_FAILED] + ps->failed[POOL_REFUSED]),
             (unsigned long long)ps->failed[POOL_TIMEOUT],
