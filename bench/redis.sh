@@ -97,48 +97,16 @@ NCPU=$(nproc)
 declare -A R          # results: R[metric.target] or R[metric.cfg.test.target]
 declare -a PIDS=()    # every process started here, stopped by PID
 declare -a PROBLEMS=()
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 REDIS_PID=""
 
-log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-problem() { PROBLEMS+=("$*"); log "PROBLEM: $*"; }
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- processes
 
-# start NAME CMD...: run CMD in the background, output in $WORKDIR/NAME.{out,err}; sets LAST_PID.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORKDIR/$name.out" 2>"$WORKDIR/$name.err" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
 
-alive() { kill -0 "$1" 2>/dev/null; }
 
-# stop PID [SIGNAL]: signal it, wait up to 20 s, then SIGKILL. Returns its exit status.
-stop() {
-    local pid=$1 sig=${2:-TERM} i rc
-    if alive "$pid"; then
-        kill -"$sig" "$pid" 2>/dev/null
-        for ((i = 0; i < 200; i++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            log "pid $pid ignored SIG$sig for 20 s; SIGKILL"
-            kill -KILL "$pid" 2>/dev/null
-        fi
-    fi
-    wait "$pid" 2>/dev/null
-    rc=$?
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$pid" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-    return $rc
-}
 
 cleanup() {
     local pid
@@ -160,35 +128,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap '' PIPE # a closed reader (| head) must not kill the script before it stops what it started
 
-# wait_listen PORT PID TIMEOUT_S: until something listens on 127.0.0.1:PORT.
-wait_listen() {
-    local port=$1 pid=$2 t=$3 i
-    for ((i = 0; i < t * 10; i++)); do
-        [ -n "$(ss -Hltn "sport = :$port")" ] && return 0
-        alive "$pid" || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
-# wait_for FILE REGEX PID TIMEOUT_S: until FILE has a line matching REGEX.
-wait_for() {
-    local file=$1 re=$2 pid=$3 t=$4 i
-    for ((i = 0; i < t * 10; i++)); do
-        grep -Eq "$re" "$file" 2>/dev/null && return 0
-        alive "$pid" || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 busy_ticks() { # all CPUs: user + nice + system + irq + softirq + steal, in clock ticks
     awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
-cpu_ticks() { # utime + stime of the whole process (all threads), in clock ticks
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null
-}
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 rcli() { timeout 60 redis-cli -h 127.0.0.1 -p "$P_REDIS" "$@"; } # straight to the redis-server
 info_field() { rcli info "$1" | tr -d '\r' | awk -F: -v k="$2" '$1 == k { print $2 }'; }
 
@@ -573,7 +517,6 @@ sample_conns() {
 # add KEY VALUE: one more run's value of KEY (finalised into R[KEY] by finalise)
 declare -A L
 add() { [ -n "${2:-}" ] && L[$1]+="$2 "; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
 finalise() {
     local k
