@@ -141,7 +141,7 @@ struct cfg_tls_server {
 /* A password, written inline or read from a file when the config loads. */
 struct cfg_resp_auth {
     bool enabled;
-    char *username;           /* NULL: the default user */
+    char *username;            /* NULL: the default user */
     struct cfg_bytes password; /* from password or the contents of password_file */
     char *password_file;
 };
@@ -228,7 +228,7 @@ struct cfg_tls_client {
 /* Upstream side of the resp codec: sent on every new upstream connection. */
 struct cfg_resp_upstream {
     bool enabled;
-    char *username;           /* NULL: the default user */
+    char *username;            /* NULL: the default user */
     struct cfg_bytes password; /* ptr NULL: no AUTH */
     char *password_file;
     uint32_t db; /* 0: no SELECT */
@@ -238,9 +238,9 @@ struct cfg_cluster {
     char *name;
     struct cfg_codec codec;
     enum cfg_balance balance;
-    enum cfg_hash_fn hash;             /* balance hash */
+    enum cfg_hash_fn hash;              /* balance hash */
     enum cfg_distribution distribution; /* balance hash */
-    struct cfg_bytes hash_tag;         /* balance hash: "" or two characters */
+    struct cfg_bytes hash_tag;          /* balance hash: "" or two characters */
     uint32_t retries;
     struct cfg_server *servers;
     size_t nservers;

@@ -401,8 +401,10 @@ check_resp(struct ck *ck)
 
         if (c->resp.enabled) {
             if (!resp && c->codec.set) {
-                err_at(ck, under(node, "resp"), "clusters[%zu].resp: only for codec resp (this "
-                       "cluster is %s)", i, cfg_codec_name(c->codec.type));
+                err_at(ck, under(node, "resp"),
+                       "clusters[%zu].resp: only for codec resp (this "
+                       "cluster is %s)",
+                       i, cfg_codec_name(c->codec.type));
             }
             snprintf(path, sizeof(path), "clusters[%zu].resp", i);
             check_password(ck, under(node, "resp"), path, c->resp.username, &c->resp.password,
@@ -412,8 +414,8 @@ check_resp(struct ck *ck)
             const struct cfg_node *key = cfg_node_get(node, hash_only_keys[k]);
 
             if (key != NULL && c->balance != CFG_BALANCE_HASH) {
-                err_at(ck, key, "clusters[%zu].%s: only used with balance: hash (balance is %s)",
-                       i, hash_only_keys[k], cfg_balance_name(c->balance));
+                err_at(ck, key, "clusters[%zu].%s: only used with balance: hash (balance is %s)", i,
+                       hash_only_keys[k], cfg_balance_name(c->balance));
             }
         }
         if (c->hash_tag.ptr != NULL && c->hash_tag.len != 2) {

@@ -34,7 +34,8 @@ enum cfg_kind {
 };
 
 #define CFG_F_REQUIRED 0x1u
-#define CFG_F_HASH_ONLY 0x2u /* a struct cfg_cluster key that means something only with balance hash */
+#define CFG_F_HASH_ONLY                                                                            \
+    0x2u /* a struct cfg_cluster key that means something only with balance hash */
 
 struct cfg_enum {
     const char *name;

@@ -207,8 +207,8 @@ void
 pool_conn_rev_arm(struct pool_conn *conn)
 {
     const struct cfg_cluster *cfg = conn->server->cluster->cfg;
-    bool waiting = conn->nfifo > 0 || conn->init_left > 0 ||
-                   (conn->expect > 0 && conn->expect_deadline);
+    bool waiting =
+        conn->nfifo > 0 || conn->init_left > 0 || (conn->expect > 0 && conn->expect_deadline);
     enum rev_mode mode = waiting ? REV_RESPONSE : REV_IDLE;
     uint64_t ms = 0;
     struct timeval tv;
@@ -343,7 +343,8 @@ assign(struct pool_conn *conn, struct pool_req *req)
     assign_from(conn, req, NULL, 0);
 }
 
-/* The setup is answered (or there is none): the connection takes its requests. Return -1 if conn failed. */
+/* The setup is answered (or there is none): the connection takes its requests. Return -1 if conn
+ * failed. */
 static int
 setup_done(struct pool_conn *conn)
 {
@@ -1053,7 +1054,8 @@ pool_maintain(struct pool_server *s)
         return;
     }
     while (s->nconns < c->cfg->pool.min_idle) {
-        if (pool_conn_open(s, CONN_SHARED) == NULL) { /* no descriptor or memory now: try again later */
+        if (pool_conn_open(s, CONN_SHARED) ==
+            NULL) { /* no descriptor or memory now: try again later */
             struct timeval tv = tv_ms(BACKOFF_MIN_MS);
 
             if (!event_pending(s->retry, EV_TIMEOUT, NULL)) {

@@ -41,8 +41,8 @@ enum pool_result {
     POOL_QUEUE_FULL,
     POOL_QUEUE_TIMEOUT,
     POOL_SHUTDOWN,
-    POOL_REFUSED,    /* the upstream refused the connection's setup (a wrong password) */
-    POOL_PIN_LIMIT,  /* max_pinned connections are pinned already */
+    POOL_REFUSED,   /* the upstream refused the connection's setup (a wrong password) */
+    POOL_PIN_LIMIT, /* max_pinned connections are pinned already */
     POOL_RESULT_MAX,
 };
 
@@ -62,9 +62,9 @@ struct pool_stats {
     uint64_t queued;
     uint64_t queue_depth;
     uint64_t leases;
-    uint64_t pins;          /* connections pinned to a client */
-    uint64_t pinned;        /* pinned now */
-    uint64_t unpin_resets;  /* pinned connections cleaned and returned to the pool */
+    uint64_t pins;           /* connections pinned to a client */
+    uint64_t pinned;         /* pinned now */
+    uint64_t unpin_resets;   /* pinned connections cleaned and returned to the pool */
     uint64_t max_conns_seen; /* most connections open at once, per server */
 };
 

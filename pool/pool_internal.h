@@ -15,7 +15,7 @@ TAILQ_HEAD(pool_conn_list, pool_conn);
 
 enum conn_state {
     CONN_CONNECTING,
-    CONN_HELLO,    /* connected, its setup (hello or reset) not yet answered */
+    CONN_HELLO, /* connected, its setup (hello or reset) not yet answered */
     CONN_READY,
     CONN_RETIRING, /* takes no new requests; closes when its FIFO drains */
 };
@@ -50,7 +50,7 @@ struct pool_conn {
     void *owner;                /* pinned: borrowed, NULL once released */
     struct event rev;
     struct event wev;
-    struct evbuffer *in;  /* owned */
+    struct evbuffer *in;   /* owned */
     struct evbuffer *out;  /* owned */
     struct evbuffer *held; /* owned: a pin's bytes written before its setup was answered */
     struct pool_req_list fifo;

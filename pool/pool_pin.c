@@ -208,8 +208,8 @@ pool_pin_rehello(struct pool_conn *conn)
 bool
 pool_pin_backlogged(struct pool_conn *conn, size_t high)
 {
-    size_t pending = evbuffer_get_length(conn->out) +
-                     (conn->held != NULL ? evbuffer_get_length(conn->held) : 0);
+    size_t pending =
+        evbuffer_get_length(conn->out) + (conn->held != NULL ? evbuffer_get_length(conn->held) : 0);
 
     if (pending <= high) {
         return false;

@@ -261,8 +261,8 @@ maybe_unpin(struct px_session *s)
 {
     struct px_resp *r = s->resp;
 
-    if (r->pin != NULL && !r->stream && r->npinq == 0 && r->hidden == 0 && !r->perm &&
-        !r->multi && !r->watch) {
+    if (r->pin != NULL && !r->stream && r->npinq == 0 && r->hidden == 0 && !r->perm && !r->multi &&
+        !r->watch) {
         pool_unpin(r->pin, POOL_UNPIN_RETURN);
         r->pin = NULL;
     }
@@ -620,8 +620,9 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
     uint32_t shard = 0;
 
     if (px_listener_cfg(s->l)->resp.stateful == CFG_STATEFUL_REJECT) {
-        px_resp_local_error(s, n, "-ERR sluice: %s needs a connection of its own (resp.stateful: reject)",
-                    cmd->name);
+        px_resp_local_error(s, n,
+                            "-ERR sluice: %s needs a connection of its own (resp.stateful: reject)",
+                            cmd->name);
         return 0;
     }
     if (sharded(s)) {
@@ -711,8 +712,9 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
             return 0;
         }
         if (!r->authed && strcmp(cmd->name, "HELLO") == 0 && cmd->argc > 2) {
-            px_resp_local_error(s, n, "-NOAUTH sluice checks passwords itself (resp.auth): "
-                                      "send AUTH first, then HELLO without AUTH");
+            px_resp_local_error(s, n,
+                                "-NOAUTH sluice checks passwords itself (resp.auth): "
+                                "send AUTH first, then HELLO without AUTH");
             return 0;
         }
         if (!r->authed) {
@@ -785,9 +787,9 @@ px_resp_setup(const struct cfg_cluster *c, struct pool_handler *h, char **bytes)
     hello = buf + n;
     if (u->enabled && u->password.ptr != NULL) {
         if (u->username != NULL) {
-            hn += put_command(hello + hn,
-                              (const char *const[]){"AUTH", u->username, u->password.ptr},
-                              (const size_t[]){4, strlen(u->username), u->password.len}, 3);
+            hn +=
+                put_command(hello + hn, (const char *const[]){"AUTH", u->username, u->password.ptr},
+                            (const size_t[]){4, strlen(u->username), u->password.len}, 3);
         } else {
             hn += put_command(hello + hn, (const char *const[]){"AUTH", u->password.ptr},
                               (const size_t[]){4, u->password.len}, 2);

@@ -77,8 +77,7 @@ send_fragment(struct px_session *s, struct px_req *frag)
     enum pool_result rc;
 
     px_session_chain(s, frag, px_resp_slot(s, frag->pr.shard));
-    rc = pool_submit(px_listener_pool(s->l), &frag->pr, frag->buf,
-                     evbuffer_get_length(frag->buf));
+    rc = pool_submit(px_listener_pool(s->l), &frag->pr, frag->buf, evbuffer_get_length(frag->buf));
     if (rc != POOL_OK) {
         px_req_unlink_after(frag);
         px_resp_error_into(frag, rc);
@@ -96,8 +95,8 @@ split(struct px_session *s, const struct px_cmd *cmd, size_t n, const uint32_t *
 {
     size_t nservers = s->resp->nlast, i, k;
     struct px_req *parent = px_session_req_new(s);
-    struct split *sp = calloc(1, sizeof(*sp) + nservers * sizeof(struct px_req *) +
-                                     nkeys * sizeof(uint32_t));
+    struct split *sp =
+        calloc(1, sizeof(*sp) + nservers * sizeof(struct px_req *) + nkeys * sizeof(uint32_t));
     int32_t *frag_of = calloc(nservers, sizeof(*frag_of));
     uint32_t *count = calloc(nservers, sizeof(*count));
 
@@ -318,8 +317,8 @@ px_resp_drop_fragments(struct px_req *parent)
 
 /* A request on a sharded cluster: to the shard of its keys, split, or refused. */
 int
-px_resp_route_sharded(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
-              size_t n)
+px_resp_route_sharded(struct px_session *s, const struct px_cmd *cmd,
+                      const struct px_cmd_info *info, size_t n)
 {
     size_t stack_keys[MAX_KEYS_STACK], *keys = stack_keys;
     uint32_t stack_shards[MAX_KEYS_STACK], *shards = stack_shards;

@@ -235,7 +235,8 @@ static void
 watch_close(struct px_session *s)
 {
     if (s->cev == NULL) {
-        s->cev = event_new(px_worker_base(s->w), s->fd, EV_CLOSED | EV_PERSIST, on_client_closed, s);
+        s->cev =
+            event_new(px_worker_base(s->w), s->fd, EV_CLOSED | EV_PERSIST, on_client_closed, s);
         if (s->cev == NULL) {
             return; /* then it is noticed when reading resumes */
         }

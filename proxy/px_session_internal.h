@@ -22,17 +22,17 @@
 struct px_resp;
 
 struct px_req {
-    struct pool_req pr; /* first: the pool hands it back */
+    struct pool_req pr;       /* first: the pool hands it back */
     TAILQ_ENTRY(px_req) link; /* the session's requests, or a parent's fragments */
-    struct px_session *s; /* borrowed; NULL once orphaned */
-    struct px_worker *w;  /* borrowed: whose cache it returns to */
-    struct evbuffer *buf; /* owned: the request, then its response */
-    struct px_req *follower; /* borrowed: the next request whose pr.after is this one */
-    struct px_req *parent;   /* borrowed: the request this is a fragment of (split commands) */
-    void *aux;               /* owned: codec data (a split command's key order) */
-    uint64_t t0;             /* ms: when the request was complete; PX_NO_DEADLINE: exempt */
-    uint32_t nfrags;         /* fragments not yet answered */
-    uint8_t kind;            /* codec's: what the reply does (px_resp.c) */
+    struct px_session *s;     /* borrowed; NULL once orphaned */
+    struct px_worker *w;      /* borrowed: whose cache it returns to */
+    struct evbuffer *buf;     /* owned: the request, then its response */
+    struct px_req *follower;  /* borrowed: the next request whose pr.after is this one */
+    struct px_req *parent;    /* borrowed: the request this is a fragment of (split commands) */
+    void *aux;                /* owned: codec data (a split command's key order) */
+    uint64_t t0;              /* ms: when the request was complete; PX_NO_DEADLINE: exempt */
+    uint32_t nfrags;          /* fragments not yet answered */
+    uint8_t kind;             /* codec's: what the reply does (px_resp.c) */
     bool done;
 };
 
@@ -65,7 +65,7 @@ struct px_session {
     bool paused; /* not reading: too much in flight or too much output */
     bool eof;    /* the client half-closed */
     bool closing;
-    bool flush_queued; /* wev activated for this turn: one write for the batch */
+    bool flush_queued;    /* wev activated for this turn: one write for the batch */
     struct px_req *last;  /* borrowed: the newest unanswered request (pool_req.after) */
     struct px_resp *resp; /* owned: Redis state, made on the first resp request */
 };
@@ -83,7 +83,5 @@ void px_session_deliver(struct px_session *s, bool moved);
 void px_session_arm_timer(struct px_session *s);
 /* Stop reading; close once every reply is written. */
 void px_session_finish(struct px_session *s);
-
-
 
 #endif

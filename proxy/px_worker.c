@@ -310,8 +310,8 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
     w->cache = calloc(REQ_CACHE_MAX, sizeof(*w->cache));
     w->scratch = evbuffer_new();
-    if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->setup == NULL || w->listeners == NULL ||
-        w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
+    if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->setup == NULL ||
+        w->listeners == NULL || w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
         (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
         (w->stop = event_new(w->base, w->stopfd, EV_READ, on_stop, w)) == NULL ||
         event_add(w->stop, NULL) == -1) {
@@ -453,20 +453,19 @@ px_worker_log_stats(const struct px_worker *w)
         const struct px_listener_stats *st = px_listener_stats(w->listeners[i]);
         struct px_log_ctx ctx = {.listener = w->cfg->listeners[i].name};
 
-        px_log_info("stats", &ctx,
-                    "worker %u: accepted=%llu rejected=%llu accept_errors=%llu frames_in=%llu "
-                    "frames_out=%llu bytes_in=%llu bytes_out=%llu bad_frames=%llu "
-                    "idle_timeouts=%llu read_timeouts=%llu request_timeouts=%llu "
-                    "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu",
-                    w->id, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
-                    (unsigned long long)st->accept_errors, (unsigned long long)st->frames_in,
-                    (unsigned long long)st->frames_out, (unsigned long long)st->bytes_in,
-                    (unsigned long long)st->bytes_out, (unsigned long long)st->bad_frames,
-                    (unsigned long long)st->idle_timeouts, (unsigned long long)st->read_timeouts,
-                    (unsigned long long)st->request_timeouts,
-                    (unsigned long long)st->write_timeouts,
-                    (unsigned long long)st->upstream_failures,
-                    (unsigned long long)st->rejected_commands);
+        px_log_info(
+            "stats", &ctx,
+            "worker %u: accepted=%llu rejected=%llu accept_errors=%llu frames_in=%llu "
+            "frames_out=%llu bytes_in=%llu bytes_out=%llu bad_frames=%llu "
+            "idle_timeouts=%llu read_timeouts=%llu request_timeouts=%llu "
+            "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu",
+            w->id, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
+            (unsigned long long)st->accept_errors, (unsigned long long)st->frames_in,
+            (unsigned long long)st->frames_out, (unsigned long long)st->bytes_in,
+            (unsigned long long)st->bytes_out, (unsigned long long)st->bad_frames,
+            (unsigned long long)st->idle_timeouts, (unsigned long long)st->read_timeouts,
+            (unsigned long long)st->request_timeouts, (unsigned long long)st->write_timeouts,
+            (unsigned long long)st->upstream_failures, (unsigned long long)st->rejected_commands);
     }
     for (i = 0; i < w->cfg->nclusters; i++) {
         const struct pool_stats *ps;

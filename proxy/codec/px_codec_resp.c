@@ -359,7 +359,8 @@ fast_frame(const uint8_t *b, size_t len, uint64_t max)
         eol = (size_t)(cr - b);
         if (kind != K_LINE) {
             digits = eol - at - 1;
-            if (digits == 2 && b[at + 1] == '-' && b[at + 2] == '1' && (type == '$' || type == '*')) {
+            if (digits == 2 && b[at + 1] == '-' && b[at + 2] == '1' &&
+                (type == '$' || type == '*')) {
                 n = -1;
             } else {
                 if (digits == 0 || digits > 18) {

@@ -14,7 +14,10 @@
 
 #define FLAT_MAX (64u << 10) /* frames up to this are made contiguous to be parsed in place */
 
-#define CMD(n, st, sp, k, f, l, s) {n, PX_ST_##st, PX_SPLIT_##sp, PX_KEYS_##k, f, l, s}
+#define CMD(n, st, sp, k, f, l, s)                                                                 \
+    {                                                                                              \
+        n, PX_ST_##st, PX_SPLIT_##sp, PX_KEYS_##k, f, l, s                                         \
+    }
 #define KEY1(n) CMD(n, NONE, NONE, RANGE, 1, 1, 1)
 #define KEYS(n, f, l, s) CMD(n, NONE, NONE, RANGE, f, l, s)
 #define NOKEY(n) CMD(n, NONE, NONE, NONE, 0, 0, 0)
@@ -452,7 +455,8 @@ px_cmd_frame(struct px_cmd *cmd, struct evbuffer *in, uint64_t max, uint64_t max
     }
     b = v.iov_base;
     len = v.iov_len < max ? v.iov_len : (size_t)max;
-    /* each argument takes 6 bytes or more ("$0\r\n\r\n"): no room for a count this chunk cannot hold */
+    /* each argument takes 6 bytes or more ("$0\r\n\r\n"): no room for a count this chunk cannot
+     * hold */
     if (b[0] != '*' || number(b, len, &at, &argc) == -1 || argc == 0 || argc > max_elements ||
         argc > (len - at) / 6 || reserve(cmd, argc) == -1) {
         return 0;
@@ -465,8 +469,8 @@ px_cmd_frame(struct px_cmd *cmd, struct evbuffer *in, uint64_t max, uint64_t max
             return 0;
         }
         at++;
-        if (number(b, len, &at, &n) == -1 || n > len || at + n + 2 > len ||
-            b[at + n] != '\r' || b[at + n + 1] != '\n') {
+        if (number(b, len, &at, &n) == -1 || n > len || at + n + 2 > len || b[at + n] != '\r' ||
+            b[at + n + 1] != '\n') {
             return 0;
         }
         a->off = (uint32_t)at;
@@ -712,8 +716,12 @@ inline_word(const char **p, const char *end, char *out)
             } else if (q[0] == '\\' && end - q >= 2) {
                 char c = q[1];
 
-                *o++ = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c == 'b' ? '\b'
-                       : c == 'a' ? '\a' : c;
+                *o++ = c == 'n'   ? '\n'
+                       : c == 'r' ? '\r'
+                       : c == 't' ? '\t'
+                       : c == 'b' ? '\b'
+                       : c == 'a' ? '\a'
+                                  : c;
                 q += 2;
             } else if (q[0] == '"') {
                 if (q + 1 < end && !blank(q[1])) {

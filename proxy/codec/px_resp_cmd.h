@@ -17,19 +17,19 @@ struct evbuffer;
 /* What a command does to the connection it runs on. */
 enum px_cmd_state {
     PX_ST_NONE,
-    PX_ST_QUIT,      /* answered by sluice */
-    PX_ST_RESET,     /* ends every state */
-    PX_ST_PERM,      /* state until the client leaves: AUTH, HELLO, CLIENT SETNAME/TRACKING */
-    PX_ST_SELECT,    /* PERM unless it selects the cluster's own db */
-    PX_ST_CLIENT,    /* CLIENT: by subcommand */
-    PX_ST_MULTI,     /* a transaction, until EXEC or DISCARD */
-    PX_ST_EXEC,      /* EXEC, DISCARD: end the transaction and WATCH */
-    PX_ST_WATCH,     /* until EXEC, DISCARD or UNWATCH */
+    PX_ST_QUIT,   /* answered by sluice */
+    PX_ST_RESET,  /* ends every state */
+    PX_ST_PERM,   /* state until the client leaves: AUTH, HELLO, CLIENT SETNAME/TRACKING */
+    PX_ST_SELECT, /* PERM unless it selects the cluster's own db */
+    PX_ST_CLIENT, /* CLIENT: by subcommand */
+    PX_ST_MULTI,  /* a transaction, until EXEC or DISCARD */
+    PX_ST_EXEC,   /* EXEC, DISCARD: end the transaction and WATCH */
+    PX_ST_WATCH,  /* until EXEC, DISCARD or UNWATCH */
     PX_ST_UNWATCH,
-    PX_ST_STREAM,    /* SUBSCRIBE, UNSUBSCRIBE, MONITOR...: not one reply per command any more */
-    PX_ST_BLOCK,     /* blocks until its reply (BLPOP, WAIT...) */
-    PX_ST_XBLOCK,    /* XREAD / XREADGROUP: blocking with a BLOCK option */
-    PX_ST_REFUSE,    /* replication (SYNC, PSYNC, REPLCONF): not through a proxy */
+    PX_ST_STREAM, /* SUBSCRIBE, UNSUBSCRIBE, MONITOR...: not one reply per command any more */
+    PX_ST_BLOCK,  /* blocks until its reply (BLPOP, WAIT...) */
+    PX_ST_XBLOCK, /* XREAD / XREADGROUP: blocking with a BLOCK option */
+    PX_ST_REFUSE, /* replication (SYNC, PSYNC, REPLCONF): not through a proxy */
 };
 
 /* How a multi-key command is split over shards and its replies joined. */
@@ -75,9 +75,9 @@ struct px_cmd {
     struct px_arg *argv; /* owned: grown as needed, reused across requests */
     size_t argc;
     size_t cap;
-    const char *flat;     /* borrowed: the frame, when it is contiguous */
-    struct evbuffer *in;  /* borrowed: the frame is its first bytes */
-    char name[24];        /* arg 0, upper case, NUL-terminated; "" when longer */
+    const char *flat;    /* borrowed: the frame, when it is contiguous */
+    struct evbuffer *in; /* borrowed: the frame is its first bytes */
+    char name[24];       /* arg 0, upper case, NUL-terminated; "" when longer */
 };
 
 void px_cmd_deinit(struct px_cmd *cmd);
@@ -119,7 +119,6 @@ long px_cmd_keys(const struct px_cmd *cmd, const struct px_cmd_info *info, size_
  * a RESP array in its place. Return the new frame length, 0 for an empty
  * line (removed), or -1 with *why (unbalanced quotes; the line is removed).
  */
-long px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch,
-                        const char **why);
+long px_cmd_from_inline(struct evbuffer *in, size_t n, struct evbuffer *scratch, const char **why);
 
 #endif

@@ -1026,7 +1026,8 @@ test_resp_passwords(void **state)
                  "with username");
     expect_error(RESP_LISTENER CLUSTER_C "    resp: { password: \"\" }\n",
                  "t.yaml:9:23: clusters[0].resp.password: empty");
-    expect_error_has(RESP_LISTENER CLUSTER_C "    resp: { password: x, password_file: /etc/hostname }\n",
+    expect_error_has(RESP_LISTENER CLUSTER_C
+                     "    resp: { password: x, password_file: /etc/hostname }\n",
                      "t.yaml:9:41: clusters[0].resp.password_file: ", "not both");
 }
 
