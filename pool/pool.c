@@ -691,9 +691,9 @@ find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_
     return conn;
 }
 
-/* The connection of the owner's previous, unanswered request to the same server, if any. */
+/* The shared connection holding the owner's previous unanswered request to req's server, if any. */
 static struct pool_conn *
-affine_conn(struct pool_cluster *c, const struct pool_req *req)
+pred_conn(struct pool_cluster *c, const struct pool_req *req)
 {
     const struct pool_req *a = req->after;
 
@@ -708,11 +708,25 @@ affine_conn(struct pool_cluster *c, const struct pool_req *req)
     return a->conn;
 }
 
-/* The previous request waits in the queue: so must this one, behind it. */
-static bool
-after_queued(const struct pool_req *req)
+/* That connection, when it has room for req too. */
+static struct pool_conn *
+affine_conn(struct pool_cluster *c, const struct pool_req *req)
 {
-    return req->after != NULL && req->after->state == POOL_REQ_QUEUED;
+    struct pool_conn *conn = pred_conn(c, req);
+
+    return conn != NULL && conn->nfifo < c->cfg->pool.max_pipeline ? conn : NULL;
+}
+
+/*
+ * req must wait in the queue: behind its predecessor there, or until the
+ * connection its predecessor is on has room (max_pipeline holds even for one
+ * client's pipeline, so a server that takes one request at a time gets one).
+ */
+static bool
+must_wait(struct pool_cluster *c, const struct pool_req *req)
+{
+    return (req->after != NULL && req->after->state == POOL_REQ_QUEUED) ||
+           (pred_conn(c, req) != NULL && affine_conn(c, req) == NULL);
 }
 
 static void
@@ -777,7 +791,7 @@ pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
         struct pool_conn *conn = affine_conn(c, req);
 
         next = TAILQ_NEXT(req, link);
-        if (conn == NULL && after_queued(req)) {
+        if (conn == NULL && must_wait(c, req)) {
             continue; /* its predecessor could not go yet */
         }
         if (conn == NULL) {
@@ -827,7 +841,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
     req->cluster = c;
     req->tries = 0;
     req->exclusive = 0;
-    if (!c->closing && (conn = affine_conn(c, req)) == NULL && !after_queued(req)) {
+    if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
         if (req->shard != 0) {
             struct pool_server *s = &c->servers[req->shard - 1];
 
@@ -920,7 +934,7 @@ retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result res
             /* after its owner's previous request, if that one was placed again */
             struct pool_conn *conn = affine_conn(c, req);
 
-            if (conn == NULL && !after_queued(req)) {
+            if (conn == NULL && !must_wait(c, req)) {
                 conn = find_conn(c, req, req->last);
             }
             if (conn != NULL) {

@@ -676,6 +676,38 @@ test_after_goes_on_the_same_connection(void **state)
     pt_teardown_cluster(f, c);
 }
 
+/* max_pipeline holds for one owner's pipeline too: B waits for room behind A, not beside it. */
+static void
+test_after_respects_max_pipeline(void **state)
+{
+    struct fixture *f = pt_setup_cluster(2, 1, 10, 1000);
+    struct pool_cluster *c;
+    struct req reqs[3]; /* A P B */
+    struct req *a = &reqs[0], *p = &reqs[1], *b = &reqs[2];
+
+    (void)state;
+    f->cfg.pool.min_idle = 2;
+    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    pool_cluster_start(c);
+    pt_run_for(f->base, 100);
+    pt_req_init(a, "A\n");
+    pt_req_init(p, "P\n");
+    pt_req_init(b, "B\n");
+    assert_int_equal(pt_submit(c, a), POOL_OK);
+    assert_int_equal(pt_submit(c, p), POOL_OK);
+    b->pr.after = &a->pr;
+    assert_int_equal(pt_submit(c, b), POOL_OK);
+    assert_int_equal(b->pr.state, POOL_REQ_QUEUED); /* A's connection is full: B waits */
+    assert_null(b->pr.conn);
+    pt_run_until_done(f->base, reqs, 3);
+    assert_string_equal(a->reply, "A\n");
+    assert_string_equal(b->reply, "B\n");
+    assert_true(a->order < b->order);
+    assert_int_equal(f->up.accepted, 2);
+    pt_free_reqs(reqs, 3);
+    pt_teardown_cluster(f, c);
+}
+
 static struct pool_cluster *hook_cluster;
 static struct req *hook_first, *hook_next; /* when hook_first is answered, submit hook_next */
 static int hook_next_state = -1;
@@ -752,6 +784,7 @@ const struct CMUnitTest pool_pin_tests[] = {
     cmocka_unit_test(test_shard_requests_go_only_to_their_server),
     cmocka_unit_test(test_shard_backing_off_fails_fast),
     cmocka_unit_test(test_after_goes_on_the_same_connection),
+    cmocka_unit_test(test_after_respects_max_pipeline),
     cmocka_unit_test(test_after_waits_behind_a_queued_request),
 };
 const size_t pool_pin_tests_count = sizeof(pool_pin_tests) / sizeof(pool_pin_tests[0]);
