@@ -1,6 +1,7 @@
 /*
- * Upstream connections and their pools: connect, warm, pipeline, idle,
- * retire, reconnect with backoff, dispatch and the wait queue.
+ * Upstream connections and their pools: connect, set up, warm, pipeline,
+ * idle, retire, reconnect with backoff; the cluster. Dispatch and the wait
+ * queue are in pool_dispatch.c, pinned connections in pool_pin.c.
  */
 #include "pool_internal.h"
 #include "pool_hash.h"
@@ -68,8 +69,8 @@ pool_server_usable(const struct pool_server *s, uint64_t now)
     return s->down_until <= now;
 }
 
-static struct timeval
-tv_ms(uint64_t ms)
+struct timeval
+pool_tv_ms(uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
@@ -97,8 +98,8 @@ pool_server_failed(struct pool_server *s)
 
 /* ---- connections ---- */
 
-static void
-conn_free(struct pool_conn *conn)
+void
+pool_conn_free(struct pool_conn *conn)
 {
     event_del(&conn->rev);
     event_del(&conn->wev);
@@ -136,7 +137,7 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
 {
     struct pool_cluster *c = s->cluster;
     struct pool_conn *conn;
-    struct timeval tv = tv_ms(c->cfg->timeouts.connect_ms);
+    struct timeval tv = pool_tv_ms(c->cfg->timeouts.connect_ms);
     int fd, one = 1;
 
     fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -161,7 +162,7 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
     if (conn->in == NULL || conn->out == NULL ||
         event_assign(&conn->rev, c->base, fd, EV_READ | EV_PERSIST, on_read, conn) == -1 ||
         event_assign(&conn->wev, c->base, fd, EV_WRITE, on_write, conn) == -1) {
-        conn_free(conn);
+        pool_conn_free(conn);
         close(fd);
         return NULL;
     }
@@ -169,7 +170,7 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         conn->connect_errno = errno;
         event_active(&conn->wev, EV_WRITE, 0); /* reported from the loop, never inline */
     } else if (event_add(&conn->wev, &tv) == -1) {
-        conn_free(conn);
+        pool_conn_free(conn);
         close(fd);
         return NULL;
     }
@@ -197,7 +198,7 @@ pool_conn_close(struct pool_conn *conn)
 
     pool_conn_detach(conn);
     close(conn->fd);
-    conn_free(conn);
+    pool_conn_free(conn);
     s->cluster->stats.conns_closed++;
     pool_maintain(s);
 }
@@ -230,7 +231,7 @@ pool_conn_rev_arm(struct pool_conn *conn)
             ms = ms == 0 || left < ms ? left : ms;
         }
     }
-    tv = tv_ms(ms);
+    tv = pool_tv_ms(ms);
     if (ms == 0) {
         event_del(&conn->rev); /* event_add() with no timeout keeps one already armed */
     }
@@ -248,7 +249,7 @@ int
 pool_conn_flush(struct pool_conn *conn)
 {
     const struct cfg_cluster *cfg = conn->server->cluster->cfg;
-    struct timeval tv = tv_ms(cfg->timeouts.write_ms);
+    struct timeval tv = pool_tv_ms(cfg->timeouts.write_ms);
 
     while (evbuffer_get_length(conn->out) > 0) {
         int n = evbuffer_write(conn->out, conn->fd);
@@ -276,8 +277,8 @@ pool_conn_flush(struct pool_conn *conn)
     return 0;
 }
 
-static bool
-conn_expired(const struct pool_conn *conn, uint64_t now)
+bool
+pool_conn_expired(const struct pool_conn *conn, uint64_t now)
 {
     const struct cfg_pool *p = &conn->server->cluster->cfg->pool;
 
@@ -289,7 +290,7 @@ bool
 pool_conn_idle(const struct pool_conn *conn, uint64_t now)
 {
     return conn->state == CONN_READY && conn->nfifo == 0 && evbuffer_get_length(conn->in) == 0 &&
-           evbuffer_get_length(conn->out) == 0 && !conn_expired(conn, now);
+           evbuffer_get_length(conn->out) == 0 && !pool_conn_expired(conn, now);
 }
 
 /* Write what conn->out holds once this turn of the loop is done: one write for the batch. */
@@ -302,12 +303,8 @@ pool_conn_queue_flush(struct pool_conn *conn)
     }
 }
 
-/*
- * Put req on conn. Its bytes are the first len of src, or req->frame when
- * src is NULL; a connecting connection keeps them in req->frame until ready.
- */
-static void
-assign_from(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
+void
+pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
 {
     struct pool_server *s = conn->server;
 
@@ -331,16 +328,10 @@ assign_from(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, 
         evbuffer_add_buffer(conn->out, req->frame);
     }
     pool_conn_queue_flush(conn);
-    if (conn_expired(conn, pool_now_ms())) {
+    if (pool_conn_expired(conn, pool_now_ms())) {
         conn->state = CONN_RETIRING;
     }
     pool_conn_rev_arm(conn);
-}
-
-static void
-assign(struct pool_conn *conn, struct pool_req *req)
-{
-    assign_from(conn, req, NULL, 0);
 }
 
 /* The setup is answered (or there is none): the connection takes its requests. Return -1 if conn
@@ -564,7 +555,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
             pool_conn_rev_arm(conn);
             return;
         }
-        if (conn_expired(conn, pool_now_ms()) || conn->server->nconns > c->cfg->pool.min_idle) {
+        if (pool_conn_expired(conn, pool_now_ms()) ||
+            conn->server->nconns > c->cfg->pool.min_idle) {
             pool_conn_close(conn);
         } else {
             conn->rev_mode = REV_OFF;
@@ -612,7 +604,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
         pool_drain_queue(c, NULL);
         return;
     }
-    if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || conn_expired(conn, pool_now_ms()))) {
+    if (conn->nfifo == 0 &&
+        (conn->state == CONN_RETIRING || pool_conn_expired(conn, pool_now_ms()))) {
         pool_conn_close(conn);
         conn = NULL;
     } else {
@@ -622,332 +615,6 @@ on_read(evutil_socket_t fd, short what, void *arg)
         pool_conn_rev_arm(conn);
     }
     pool_drain_queue(c, conn);
-}
-
-/* ---- dispatch ---- */
-
-/* The open connection with the fewest requests in flight and room for one more. */
-static struct pool_conn *
-best_conn(struct pool_server *s, uint64_t now)
-{
-    unsigned max = s->cluster->cfg->pool.max_pipeline;
-    struct pool_conn *conn, *best = NULL;
-
-    TAILQ_FOREACH(conn, &s->conns, link)
-    {
-        if (conn->state == CONN_RETIRING || conn->nfifo >= max) {
-            continue;
-        }
-        if (conn->state == CONN_READY && conn->nfifo == 0 && conn_expired(conn, now)) {
-            conn->state = CONN_RETIRING; /* closed by its idle timer or next read */
-            continue;
-        }
-        if (best == NULL || conn->nfifo < best->nfifo) {
-            best = conn;
-        }
-    }
-    return best;
-}
-
-static struct pool_conn *
-conn_for(struct pool_server *s, uint64_t now)
-{
-    struct pool_conn *conn = best_conn(s, now);
-
-    if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
-        conn = pool_conn_open(s, CONN_SHARED);
-    }
-    return conn;
-}
-
-/*
- * A connection for req: its target server's, else the balancer's server
- * first, then any with room.
- */
-static struct pool_conn *
-find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_server *exclude)
-{
-    uint64_t now = pool_now_ms();
-    struct pool_server *s;
-    struct pool_conn *conn;
-    size_t i, start;
-
-    if (req->shard != 0) {
-        return conn_for(&c->servers[req->shard - 1], now); /* a key lives on one server only */
-    }
-    s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
-    if (s == NULL) {
-        return NULL;
-    }
-    conn = conn_for(s, now);
-    start = (size_t)(s - c->servers);
-    for (i = 1; conn == NULL && i < c->nservers; i++) {
-        struct pool_server *t = &c->servers[(start + i) % c->nservers];
-
-        if (t != exclude && pool_server_usable(t, now)) {
-            conn = conn_for(t, now);
-        }
-    }
-    return conn;
-}
-
-/* The shared connection holding the owner's previous unanswered request to req's server, if any. */
-static struct pool_conn *
-pred_conn(struct pool_cluster *c, const struct pool_req *req)
-{
-    const struct pool_req *a = req->after;
-
-    if (a == NULL || a->conn == NULL ||
-        (a->state != POOL_REQ_SENT && a->state != POOL_REQ_ASSIGNED) ||
-        a->conn->kind != CONN_SHARED) {
-        return NULL;
-    }
-    if (req->shard != 0 && a->conn->server != &c->servers[req->shard - 1]) {
-        return NULL;
-    }
-    return a->conn;
-}
-
-/* That connection, when it has room for req too. */
-static struct pool_conn *
-affine_conn(struct pool_cluster *c, const struct pool_req *req)
-{
-    struct pool_conn *conn = pred_conn(c, req);
-
-    return conn != NULL && conn->nfifo < c->cfg->pool.max_pipeline ? conn : NULL;
-}
-
-/*
- * req must wait in the queue: behind its predecessor there, or until the
- * connection its predecessor is on has room (max_pipeline holds even for one
- * client's pipeline, so a server that takes one request at a time gets one).
- */
-static bool
-must_wait(struct pool_cluster *c, const struct pool_req *req)
-{
-    return (req->after != NULL && req->after->state == POOL_REQ_QUEUED) ||
-           (pred_conn(c, req) != NULL && affine_conn(c, req) == NULL);
-}
-
-static void
-arm_queue_timer(struct pool_cluster *c)
-{
-    struct pool_req *head = TAILQ_FIRST(&c->queue);
-    uint64_t now = pool_now_ms(), due;
-    struct timeval tv;
-
-    if (head == NULL) {
-        event_del(c->queue_timer);
-        return;
-    }
-    due = head->queued_ms + c->cfg->pool.queue.timeout_ms;
-    tv = tv_ms(due > now ? due - now : 0);
-    event_add(c->queue_timer, &tv);
-}
-
-static enum pool_result
-enqueue(struct pool_cluster *c, struct pool_req *req)
-{
-    if (c->stats.queue_depth >= c->cfg->pool.queue.max) {
-        return POOL_QUEUE_FULL;
-    }
-    req->state = POOL_REQ_QUEUED;
-    req->conn = NULL;
-    req->queued_ms = pool_now_ms();
-    TAILQ_INSERT_TAIL(&c->queue, req, link);
-    c->stats.queue_depth++;
-    c->stats.queued++;
-    if (c->stats.queue_depth == 1) {
-        arm_queue_timer(c);
-    }
-    return POOL_OK;
-}
-
-static void
-dequeue(struct pool_cluster *c, struct pool_req *req)
-{
-    TAILQ_REMOVE(&c->queue, req, link);
-    c->stats.queue_depth--;
-    req->state = POOL_REQ_NEW;
-}
-
-/*
- * Serve waiting requests, oldest first. room, when not NULL, is a connection
- * that just got free slots (it answered, or it connected): it takes them
- * first, without a search, since every other connection was full when they
- * queued.
- */
-void
-pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
-{
-    unsigned max = c->cfg->pool.max_pipeline;
-    struct pool_req *req, *next;
-    bool had = !TAILQ_EMPTY(&c->queue);
-
-    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY)) {
-        room = NULL;
-    }
-    for (req = TAILQ_FIRST(&c->queue); !c->closing && req != NULL; req = next) {
-        struct pool_conn *conn = affine_conn(c, req);
-
-        next = TAILQ_NEXT(req, link);
-        if (conn == NULL && must_wait(c, req)) {
-            continue; /* its predecessor could not go yet */
-        }
-        if (conn == NULL) {
-            conn = room != NULL && room->nfifo < max &&
-                           (req->shard == 0 || room->server == &c->servers[req->shard - 1])
-                       ? room
-                       : find_conn(c, req, NULL);
-        }
-        if (conn == NULL) {
-            if (req->shard == 0) {
-                break;
-            }
-            continue; /* its server is full; others may not be */
-        }
-        dequeue(c, req);
-        assign(conn, req);
-    }
-    if (had) {
-        arm_queue_timer(c);
-    }
-}
-
-static void
-on_queue_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct pool_cluster *c = arg;
-    uint64_t now = pool_now_ms();
-    struct pool_req *req;
-
-    (void)fd;
-    (void)what;
-    while ((req = TAILQ_FIRST(&c->queue)) != NULL &&
-           now - req->queued_ms >= c->cfg->pool.queue.timeout_ms) {
-        dequeue(c, req);
-        c->stats.failed[POOL_QUEUE_TIMEOUT]++;
-        c->h.failure(req, POOL_QUEUE_TIMEOUT);
-    }
-    arm_queue_timer(c);
-}
-
-enum pool_result
-pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, size_t len)
-{
-    struct pool_conn *conn = NULL;
-
-    c->stats.requests++;
-    req->cluster = c;
-    req->tries = 0;
-    req->exclusive = 0;
-    if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
-        if (req->shard != 0) {
-            struct pool_server *s = &c->servers[req->shard - 1];
-
-            if (s->nconns == 0 && !pool_server_usable(s, pool_now_ms())) {
-                evbuffer_drain(src, len); /* its only server is backing off: fail fast */
-                c->stats.failed[POOL_CONNECT_FAILED]++;
-                return POOL_CONNECT_FAILED;
-            }
-        }
-        conn = find_conn(c, req, NULL);
-    }
-    if (conn != NULL) {
-        assign_from(conn, req, src, len);
-        return POOL_OK;
-    }
-    if (src != req->frame) {
-        evbuffer_remove_buffer(src, req->frame, len);
-    }
-    if (enqueue(c, req) != POOL_OK) {
-        c->stats.failed[POOL_QUEUE_FULL]++;
-        return POOL_QUEUE_FULL;
-    }
-    return POOL_OK;
-}
-
-/* A lease: a warm idle connection from s, or a new exclusive one. */
-static int
-lease_from(struct pool_server *s, struct pool_req *req, int *fd)
-{
-    struct pool_conn *conn;
-
-    TAILQ_FOREACH(conn, &s->conns, link)
-    {
-        if (pool_conn_idle(conn, pool_now_ms())) {
-            *fd = conn->fd;
-            pool_conn_detach(conn);
-            conn_free(conn);
-            s->cluster->stats.leases++;
-            pool_maintain(s); /* the pool keeps its warm connections */
-            return 1;
-        }
-    }
-    conn = pool_conn_open(s, CONN_LEASE);
-    if (conn == NULL) {
-        return -1;
-    }
-    TAILQ_INSERT_TAIL(&conn->fifo, req, link);
-    conn->nfifo = 1;
-    s->inflight++;
-    req->conn = conn;
-    req->last = s;
-    req->state = POOL_REQ_ASSIGNED;
-    return 0;
-}
-
-int
-pool_lease(struct pool_cluster *c, struct pool_req *req, int *fd)
-{
-    struct pool_server *s = c->closing ? NULL : c->balancer->pick(c, NULL);
-
-    req->cluster = c;
-    req->tries = 0;
-    req->exclusive = 1;
-    return s == NULL ? -1 : lease_from(s, req, fd);
-}
-
-/* Retry a request that was never written, elsewhere; or fail it. */
-static void
-retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result)
-{
-    if (!c->closing && req->tries < c->cfg->retries) {
-        struct pool_server *s;
-        int fd;
-
-        req->tries++;
-        c->stats.retries++;
-        if (req->exclusive) {
-            s = c->balancer->pick(c, req->last);
-            if (s != NULL) {
-                int rc = lease_from(s, req, &fd);
-
-                if (rc == 1) {
-                    c->h.leased(req, fd);
-                }
-                if (rc >= 0) {
-                    return;
-                }
-            }
-        } else {
-            /* after its owner's previous request, if that one was placed again */
-            struct pool_conn *conn = affine_conn(c, req);
-
-            if (conn == NULL && !must_wait(c, req)) {
-                conn = find_conn(c, req, req->last);
-            }
-            if (conn != NULL) {
-                assign(conn, req);
-                return;
-            }
-            if (enqueue(c, req) == POOL_OK) {
-                return;
-            }
-        }
-    }
-    c->stats.failed[result]++;
-    c->h.failure(req, result);
 }
 
 /*
@@ -976,7 +643,7 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         }
         TAILQ_INSERT_TAIL(&c->failing, req, link);
     }
-    conn_free(conn);
+    pool_conn_free(conn);
     c->stats.conns_closed++;
     if (result == POOL_REFUSED) {
         c->stats.connect_failures++;
@@ -991,7 +658,7 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         TAILQ_REMOVE(&c->failing, req, link);
         if (req->state == POOL_REQ_ASSIGNED) {
             req->state = POOL_REQ_NEW;
-            retry_or_fail(c, req, result);
+            pool_retry_or_fail(c, req, result);
         } else {
             req->state = POOL_REQ_NEW;
             c->stats.failed[result]++;
@@ -1000,43 +667,6 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
     }
     pool_maintain(s);
     pool_drain_queue(c, NULL);
-}
-
-int
-pool_cancel(struct pool_req *req)
-{
-    struct pool_conn *conn = req->conn;
-
-    switch ((enum pool_req_state)req->state) {
-    case POOL_REQ_NEW:
-        return 0;
-    case POOL_REQ_QUEUED:
-        dequeue(req->cluster, req);
-        req->cluster->stats.canceled++;
-        return 0;
-    case POOL_REQ_ASSIGNED:
-        if (conn == NULL) { /* on the failing list */
-            TAILQ_REMOVE(&req->cluster->failing, req, link);
-        } else {
-            TAILQ_REMOVE(&conn->fifo, req, link);
-            conn->nfifo--;
-            conn->nreq--;
-            conn->server->inflight--;
-            if (conn->kind == CONN_LEASE) {
-                close(conn->fd);
-                conn_free(conn);
-                req->cluster->stats.conns_closed++;
-            }
-        }
-        req->state = POOL_REQ_NEW;
-        req->conn = NULL;
-        req->cluster->stats.canceled++;
-        return 0;
-    case POOL_REQ_SENT:
-    case POOL_REQ_FAILING:
-        break;
-    }
-    return -1;
 }
 
 /* ---- warm connections ---- */
@@ -1060,7 +690,7 @@ pool_maintain(struct pool_server *s)
         return;
     }
     if (!pool_server_usable(s, now)) {
-        struct timeval tv = tv_ms(s->down_until - now);
+        struct timeval tv = pool_tv_ms(s->down_until - now);
 
         if (s->nconns < c->cfg->pool.min_idle && !event_pending(s->retry, EV_TIMEOUT, NULL)) {
             event_add(s->retry, &tv);
@@ -1070,7 +700,7 @@ pool_maintain(struct pool_server *s)
     while (s->nconns < c->cfg->pool.min_idle) {
         if (pool_conn_open(s, CONN_SHARED) ==
             NULL) { /* no descriptor or memory now: try again later */
-            struct timeval tv = tv_ms(BACKOFF_MIN_MS);
+            struct timeval tv = pool_tv_ms(BACKOFF_MIN_MS);
 
             if (!event_pending(s->retry, EV_TIMEOUT, NULL)) {
                 event_add(s->retry, &tv);
@@ -1173,7 +803,7 @@ pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
         c->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL | 1;
     }
     c->servers = calloc(cfg->nservers, sizeof(*c->servers));
-    c->queue_timer = evtimer_new(base, on_queue_timer, c);
+    c->queue_timer = evtimer_new(base, pool_on_queue_timer, c);
     if (c->servers == NULL || c->queue_timer == NULL) {
         goto fail;
     }
@@ -1222,7 +852,7 @@ pool_cluster_free(struct pool_cluster *c)
     }
     c->closing = true;
     while ((req = TAILQ_FIRST(&c->queue)) != NULL) {
-        dequeue(c, req);
+        pool_dequeue(c, req);
         c->h.failure(req, POOL_SHUTDOWN);
     }
     for (i = 0; i < c->nservers && c->servers != NULL; i++) {

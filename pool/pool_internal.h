@@ -103,7 +103,17 @@ bool pool_server_usable(const struct pool_server *s, uint64_t now);
 uint64_t pool_now_ms(void);
 uint64_t pool_random(struct pool_cluster *c);
 
-/* Connection plumbing shared by pool.c and pool_pin.c. */
+/* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */
+struct timeval pool_tv_ms(uint64_t ms);
+void pool_conn_free(struct pool_conn *conn);
+/* Max lifetime or max requests reached: the connection retires. */
+bool pool_conn_expired(const struct pool_conn *conn, uint64_t now);
+/*
+ * Put req on conn. Its bytes are the first len of src, or req->frame when
+ * src is NULL; a connection not yet set up keeps them in req->frame.
+ */
+void pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src,
+                      size_t len);
 struct pool_conn *pool_conn_open(struct pool_server *s, enum conn_kind kind);
 void pool_conn_detach(struct pool_conn *conn);
 void pool_conn_close(struct pool_conn *conn);
@@ -118,6 +128,11 @@ bool pool_conn_idle(const struct pool_conn *conn, uint64_t now);
 void pool_conn_setup(struct pool_conn *conn, const void *bytes, size_t len, unsigned replies);
 void pool_maintain(struct pool_server *s);
 void pool_drain_queue(struct pool_cluster *c, struct pool_conn *room);
+/* pool_dispatch.c: the queue and retries, for the connections' side. */
+void pool_dequeue(struct pool_cluster *c, struct pool_req *req);
+void pool_on_queue_timer(evutil_socket_t fd, short what, void *arg);
+/* Place a request never written again (elsewhere when it can), or fail it. */
+void pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result);
 void pool_server_failed(struct pool_server *s);
 
 /* pool_pin.c: a pinned connection's frame, its setup finished, its release. */

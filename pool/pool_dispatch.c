@@ -1,0 +1,374 @@
+/*
+ * Dispatch: which connection a request goes on (its shard's server, its
+ * owner's previous request's connection, the balancer's pick, the fewest
+ * in flight), the wait queue, leases, retries and cancel.
+ */
+#include "pool_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---- dispatch ---- */
+
+/* The open connection with the fewest requests in flight and room for one more. */
+static struct pool_conn *
+best_conn(struct pool_server *s, uint64_t now)
+{
+    unsigned max = s->cluster->cfg->pool.max_pipeline;
+    struct pool_conn *conn, *best = NULL;
+
+    TAILQ_FOREACH(conn, &s->conns, link)
+    {
+        if (conn->state == CONN_RETIRING || conn->nfifo >= max) {
+            continue;
+        }
+        if (conn->state == CONN_READY && conn->nfifo == 0 && pool_conn_expired(conn, now)) {
+            conn->state = CONN_RETIRING; /* closed by its idle timer or next read */
+            continue;
+        }
+        if (best == NULL || conn->nfifo < best->nfifo) {
+            best = conn;
+        }
+    }
+    return best;
+}
+
+static struct pool_conn *
+conn_for(struct pool_server *s, uint64_t now)
+{
+    struct pool_conn *conn = best_conn(s, now);
+
+    if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
+        conn = pool_conn_open(s, CONN_SHARED);
+    }
+    return conn;
+}
+
+/*
+ * A connection for req: its target server's, else the balancer's server
+ * first, then any with room.
+ */
+static struct pool_conn *
+find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_server *exclude)
+{
+    uint64_t now = pool_now_ms();
+    struct pool_server *s;
+    struct pool_conn *conn;
+    size_t i, start;
+
+    if (req->shard != 0) {
+        return conn_for(&c->servers[req->shard - 1], now); /* a key lives on one server only */
+    }
+    s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
+    if (s == NULL) {
+        return NULL;
+    }
+    conn = conn_for(s, now);
+    start = (size_t)(s - c->servers);
+    for (i = 1; conn == NULL && i < c->nservers; i++) {
+        struct pool_server *t = &c->servers[(start + i) % c->nservers];
+
+        if (t != exclude && pool_server_usable(t, now)) {
+            conn = conn_for(t, now);
+        }
+    }
+    return conn;
+}
+
+/* The shared connection holding the owner's previous unanswered request to req's server, if any. */
+static struct pool_conn *
+pred_conn(struct pool_cluster *c, const struct pool_req *req)
+{
+    const struct pool_req *a = req->after;
+
+    if (a == NULL || a->conn == NULL ||
+        (a->state != POOL_REQ_SENT && a->state != POOL_REQ_ASSIGNED) ||
+        a->conn->kind != CONN_SHARED) {
+        return NULL;
+    }
+    if (req->shard != 0 && a->conn->server != &c->servers[req->shard - 1]) {
+        return NULL;
+    }
+    return a->conn;
+}
+
+/* That connection, when it has room for req too. */
+static struct pool_conn *
+affine_conn(struct pool_cluster *c, const struct pool_req *req)
+{
+    struct pool_conn *conn = pred_conn(c, req);
+
+    return conn != NULL && conn->nfifo < c->cfg->pool.max_pipeline ? conn : NULL;
+}
+
+/*
+ * req must wait in the queue: behind its predecessor there, or until the
+ * connection its predecessor is on has room (max_pipeline holds even for one
+ * client's pipeline, so a server that takes one request at a time gets one).
+ */
+static bool
+must_wait(struct pool_cluster *c, const struct pool_req *req)
+{
+    return (req->after != NULL && req->after->state == POOL_REQ_QUEUED) ||
+           (pred_conn(c, req) != NULL && affine_conn(c, req) == NULL);
+}
+
+static void
+arm_queue_timer(struct pool_cluster *c)
+{
+    struct pool_req *head = TAILQ_FIRST(&c->queue);
+    uint64_t now = pool_now_ms(), due;
+    struct timeval tv;
+
+    if (head == NULL) {
+        event_del(c->queue_timer);
+        return;
+    }
+    due = head->queued_ms + c->cfg->pool.queue.timeout_ms;
+    tv = pool_tv_ms(due > now ? due - now : 0);
+    event_add(c->queue_timer, &tv);
+}
+
+static enum pool_result
+enqueue(struct pool_cluster *c, struct pool_req *req)
+{
+    if (c->stats.queue_depth >= c->cfg->pool.queue.max) {
+        return POOL_QUEUE_FULL;
+    }
+    req->state = POOL_REQ_QUEUED;
+    req->conn = NULL;
+    req->queued_ms = pool_now_ms();
+    TAILQ_INSERT_TAIL(&c->queue, req, link);
+    c->stats.queue_depth++;
+    c->stats.queued++;
+    if (c->stats.queue_depth == 1) {
+        arm_queue_timer(c);
+    }
+    return POOL_OK;
+}
+
+void
+pool_dequeue(struct pool_cluster *c, struct pool_req *req)
+{
+    TAILQ_REMOVE(&c->queue, req, link);
+    c->stats.queue_depth--;
+    req->state = POOL_REQ_NEW;
+}
+
+/*
+ * Serve waiting requests, oldest first. room, when not NULL, is a connection
+ * that just got free slots (it answered, or it connected): it takes them
+ * first, without a search, since every other connection was full when they
+ * queued.
+ */
+void
+pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
+{
+    unsigned max = c->cfg->pool.max_pipeline;
+    struct pool_req *req, *next;
+    bool had = !TAILQ_EMPTY(&c->queue);
+
+    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY)) {
+        room = NULL;
+    }
+    for (req = TAILQ_FIRST(&c->queue); !c->closing && req != NULL; req = next) {
+        struct pool_conn *conn = affine_conn(c, req);
+
+        next = TAILQ_NEXT(req, link);
+        if (conn == NULL && must_wait(c, req)) {
+            continue; /* its predecessor could not go yet */
+        }
+        if (conn == NULL) {
+            conn = room != NULL && room->nfifo < max &&
+                           (req->shard == 0 || room->server == &c->servers[req->shard - 1])
+                       ? room
+                       : find_conn(c, req, NULL);
+        }
+        if (conn == NULL) {
+            if (req->shard == 0) {
+                break;
+            }
+            continue; /* its server is full; others may not be */
+        }
+        pool_dequeue(c, req);
+        pool_conn_assign(conn, req, NULL, 0);
+    }
+    if (had) {
+        arm_queue_timer(c);
+    }
+}
+
+void
+pool_on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_cluster *c = arg;
+    uint64_t now = pool_now_ms();
+    struct pool_req *req;
+
+    (void)fd;
+    (void)what;
+    while ((req = TAILQ_FIRST(&c->queue)) != NULL &&
+           now - req->queued_ms >= c->cfg->pool.queue.timeout_ms) {
+        pool_dequeue(c, req);
+        c->stats.failed[POOL_QUEUE_TIMEOUT]++;
+        c->h.failure(req, POOL_QUEUE_TIMEOUT);
+    }
+    arm_queue_timer(c);
+}
+
+enum pool_result
+pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, size_t len)
+{
+    struct pool_conn *conn = NULL;
+
+    c->stats.requests++;
+    req->cluster = c;
+    req->tries = 0;
+    req->exclusive = 0;
+    if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
+        if (req->shard != 0) {
+            struct pool_server *s = &c->servers[req->shard - 1];
+
+            if (s->nconns == 0 && !pool_server_usable(s, pool_now_ms())) {
+                evbuffer_drain(src, len); /* its only server is backing off: fail fast */
+                c->stats.failed[POOL_CONNECT_FAILED]++;
+                return POOL_CONNECT_FAILED;
+            }
+        }
+        conn = find_conn(c, req, NULL);
+    }
+    if (conn != NULL) {
+        pool_conn_assign(conn, req, src, len);
+        return POOL_OK;
+    }
+    if (src != req->frame) {
+        evbuffer_remove_buffer(src, req->frame, len);
+    }
+    if (enqueue(c, req) != POOL_OK) {
+        c->stats.failed[POOL_QUEUE_FULL]++;
+        return POOL_QUEUE_FULL;
+    }
+    return POOL_OK;
+}
+
+/* A lease: a warm idle connection from s, or a new exclusive one. */
+static int
+lease_from(struct pool_server *s, struct pool_req *req, int *fd)
+{
+    struct pool_conn *conn;
+
+    TAILQ_FOREACH(conn, &s->conns, link)
+    {
+        if (pool_conn_idle(conn, pool_now_ms())) {
+            *fd = conn->fd;
+            pool_conn_detach(conn);
+            pool_conn_free(conn);
+            s->cluster->stats.leases++;
+            pool_maintain(s); /* the pool keeps its warm connections */
+            return 1;
+        }
+    }
+    conn = pool_conn_open(s, CONN_LEASE);
+    if (conn == NULL) {
+        return -1;
+    }
+    TAILQ_INSERT_TAIL(&conn->fifo, req, link);
+    conn->nfifo = 1;
+    s->inflight++;
+    req->conn = conn;
+    req->last = s;
+    req->state = POOL_REQ_ASSIGNED;
+    return 0;
+}
+
+int
+pool_lease(struct pool_cluster *c, struct pool_req *req, int *fd)
+{
+    struct pool_server *s = c->closing ? NULL : c->balancer->pick(c, NULL);
+
+    req->cluster = c;
+    req->tries = 0;
+    req->exclusive = 1;
+    return s == NULL ? -1 : lease_from(s, req, fd);
+}
+
+/* Retry a request that was never written, elsewhere; or fail it. */
+void
+pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result)
+{
+    if (!c->closing && req->tries < c->cfg->retries) {
+        struct pool_server *s;
+        int fd;
+
+        req->tries++;
+        c->stats.retries++;
+        if (req->exclusive) {
+            s = c->balancer->pick(c, req->last);
+            if (s != NULL) {
+                int rc = lease_from(s, req, &fd);
+
+                if (rc == 1) {
+                    c->h.leased(req, fd);
+                }
+                if (rc >= 0) {
+                    return;
+                }
+            }
+        } else {
+            /* after its owner's previous request, if that one was placed again */
+            struct pool_conn *conn = affine_conn(c, req);
+
+            if (conn == NULL && !must_wait(c, req)) {
+                conn = find_conn(c, req, req->last);
+            }
+            if (conn != NULL) {
+                pool_conn_assign(conn, req, NULL, 0);
+                return;
+            }
+            if (enqueue(c, req) == POOL_OK) {
+                return;
+            }
+        }
+    }
+    c->stats.failed[result]++;
+    c->h.failure(req, result);
+}
+
+int
+pool_cancel(struct pool_req *req)
+{
+    struct pool_conn *conn = req->conn;
+
+    switch ((enum pool_req_state)req->state) {
+    case POOL_REQ_NEW:
+        return 0;
+    case POOL_REQ_QUEUED:
+        pool_dequeue(req->cluster, req);
+        req->cluster->stats.canceled++;
+        return 0;
+    case POOL_REQ_ASSIGNED:
+        if (conn == NULL) { /* on the failing list */
+            TAILQ_REMOVE(&req->cluster->failing, req, link);
+        } else {
+            TAILQ_REMOVE(&conn->fifo, req, link);
+            conn->nfifo--;
+            conn->nreq--;
+            conn->server->inflight--;
+            if (conn->kind == CONN_LEASE) {
+                close(conn->fd);
+                pool_conn_free(conn);
+                req->cluster->stats.conns_closed++;
+            }
+        }
+        req->state = POOL_REQ_NEW;
+        req->conn = NULL;
+        req->cluster->stats.canceled++;
+        return 0;
+    case POOL_REQ_SENT:
+    case POOL_REQ_FAILING:
+        break;
+    }
+    return -1;
+}
