@@ -442,23 +442,25 @@ ssize_t
 px_resp_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_frame_state *st,
               const char **why)
 {
-    struct parse p = {.in = in, .len = evbuffer_get_length(in), .max = codec->max_frame};
+    size_t len = evbuffer_get_length(in);
+    struct evbuffer_iovec first_chunk;
+    struct parse p;
     uint8_t first;
+    size_t n;
     int rc;
 
-    if (p.len == 0 || p.len < st->scanned) {
+    if (len == 0 || len < st->scanned) {
         return PX_AGAIN;
     }
-    {
-        struct evbuffer_iovec first_chunk;
-        size_t n;
-
-        if (evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
-            (n = fast_frame(first_chunk.iov_base, first_chunk.iov_len, p.max)) > 0) {
-            st->scanned = 0;
-            return (ssize_t)n;
-        }
+    if (evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
+        (n = fast_frame(first_chunk.iov_base, first_chunk.iov_len, codec->max_frame)) > 0) {
+        st->scanned = 0;
+        return (ssize_t)n; /* before the full parse's state is even set up */
     }
+    memset(&p, 0, sizeof(p));
+    p.in = in;
+    p.len = len;
+    p.max = codec->max_frame;
     if (evbuffer_ptr_set(in, &p.at, 0, EVBUFFER_PTR_SET) == -1 ||
         evbuffer_copyout(in, &first, 1) != 1) {
         return fail(why, R_BUFFER);

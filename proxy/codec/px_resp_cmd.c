@@ -409,7 +409,7 @@ reserve(struct px_cmd *cmd, uint64_t argc)
 }
 
 /* The decimal number ending at "\r\n" from b[at]; at moves past the CRLF. Pure digits only. */
-static int
+static inline int
 number(const uint8_t *b, size_t len, size_t *at, uint64_t *v)
 {
     size_t i = *at, start = i;
