@@ -205,9 +205,10 @@ static const struct cfg_key listener_timeout_keys[] = {
     DUR(struct cfg_listener_timeouts, "read", read_ms, "10s", 0,
         "Longest gap between bytes while a frame is partly received (slowloris). 0 disables."),
     DUR(struct cfg_listener_timeouts, "request", request_ms, "5s", 0,
-        "Longest time from a complete request to its response; past it the client is closed "
-        "(its requests in flight are orphaned: their responses are read and dropped). Blocking "
-        "Redis commands are exempt. 0 disables."),
+        "Longest time from a complete request to its response. Past it the client is closed "
+        "(its requests in flight are orphaned: their responses are read and dropped); a resp "
+        "client gets -ERR sluice: request timeout in that request's place instead and stays, "
+        "unless it is pinned. Blocking Redis commands are exempt. 0 disables."),
 };
 static TABLE(listener_timeouts_table, "listeners[].timeouts", listener_timeout_keys);
 

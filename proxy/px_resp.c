@@ -155,6 +155,41 @@ px_resp_error_into(struct px_req *req, int result)
                         result > 0 && result < POOL_RESULT_MAX ? fail_text[result] : "error");
 }
 
+int
+px_resp_timed_out(struct px_session *s, struct px_req *req)
+{
+    struct px_req *ph;
+
+    if (req->aux == NULL && req->pr.state == POOL_REQ_NEW) {
+        return -1; /* pinned: its reply is matched by position on that connection */
+    }
+    if (req->aux != NULL) { /* a split command: its fragments are orphaned, it is answered */
+        px_resp_drop_fragments(req);
+        req->nfrags = 0;
+        evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
+        evbuffer_add_printf(req->buf, "-ERR sluice: request timeout\r\n");
+        req->done = true;
+        px_session_deliver(s, false);
+        return 0;
+    }
+    /* a placeholder with the error takes its place; the request itself is orphaned */
+    ph = px_worker_req_get(s->w);
+    ph->s = s;
+    ph->t0 = req->t0;
+    evbuffer_add_printf(ph->buf, "-ERR sluice: request timeout\r\n");
+    ph->done = true;
+    TAILQ_INSERT_BEFORE(req, ph, link);
+    TAILQ_REMOVE(&s->reqs, req, link);
+    px_req_unlink_after(req);
+    if (pool_cancel(&req->pr) == 0) {
+        px_req_release(req);
+    } else {
+        req->s = NULL; /* its reply is read and dropped */
+    }
+    px_session_deliver(s, false);
+    return 0;
+}
+
 void
 px_resp_bad_frame(struct px_session *s, const char *why)
 {

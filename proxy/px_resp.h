@@ -33,6 +33,13 @@ void px_resp_bad_frame(struct px_session *s, const char *why);
 void px_resp_fail(struct px_session *s, struct px_req *req, int result);
 /* req is answered or gone: it is no longer the newest request to its shard. */
 void px_resp_forget(struct px_session *s, struct px_req *req);
+/*
+ * The oldest request of s passed timeouts.request: answer it with an error
+ * in its place and orphan it (its reply, if it comes, is dropped). Return 0,
+ * or -1 when it cannot be answered alone (on a pinned connection, where
+ * replies must stay matched): then the client is closed.
+ */
+int px_resp_timed_out(struct px_session *s, struct px_req *req);
 /* A subscriber waits for messages, not requests: the idle deadline spares it. */
 bool px_resp_idle_exempt(const struct px_session *s);
 /* The client is going: its pinned connection goes back (reset) or is closed. */

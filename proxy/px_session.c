@@ -696,6 +696,11 @@ on_timeout(struct px_session *s, bool request_timer)
             return;
         }
         st->request_timeouts++;
+        if (s->resp != NULL && px_resp_timed_out(s, head) == 0) {
+            px_log_info("session", &ctx, "request timeout; answered with an error");
+            px_session_arm_timer(s); /* for the next oldest */
+            return;
+        }
         px_log_info("session", &ctx, "request timeout; closing the client");
     } else if (s->rev_mode == REV_PARTIAL) {
         st->read_timeouts++;

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import free_port, free_ports, run, wait_port
+from conftest import stats_sum, free_port, free_ports, run, wait_port
 
 import redis  # python3-redis
 
@@ -342,6 +342,109 @@ def test_silent_server_gives_upstream_timeout(sluice):
         stop_clean(p)
     finally:
         silent.close()
+
+
+class EchoServer:
+    """Answers each command with its last argument as a bulk string; the first command on the
+    first connection is answered only after `delay` seconds."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.1)
+        self.port = self.lsock.getsockname()[1]
+        self.stopped = False
+        self.accepted = 0
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(conn, self.accepted == 1), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, conn, first_is_slow):
+        buf = b""
+        conn.settimeout(0.1)
+        while not self.stopped:
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+            while True:
+                cmd, buf = self._take(buf)
+                if cmd is None:
+                    break
+                if first_is_slow:
+                    time.sleep(self.delay)
+                    first_is_slow = False
+                conn.sendall(b"$%d\r\n%s\r\n" % (len(cmd[-1]), cmd[-1]))
+        conn.close()
+
+    @staticmethod
+    def _take(buf):
+        """One RESP array of bulk strings off the front of buf, or (None, buf)."""
+        head = buf.find(b"\r\n")
+        if head < 0:
+            return None, buf
+        n, at, args = int(buf[1:head]), head + 2, []
+        for _ in range(n):
+            eol = buf.find(b"\r\n", at)
+            if eol < 0:
+                return None, buf
+            size = int(buf[at + 1:eol])
+            if len(buf) < eol + 2 + size + 2:
+                return None, buf
+            args.append(buf[eol + 2:eol + 2 + size])
+            at = eol + 2 + size + 2
+        return args, buf[at:]
+
+    def close(self):
+        self.stopped = True
+        self.lsock.close()
+        for t in self.threads:
+            t.join(5)
+
+
+def test_request_deadline_answers_with_an_error_and_keeps_the_client(sluice):
+    """timeouts.request on a shared connection: -ERR sluice: request timeout in the request's
+    place, the client stays, and the late reply is dropped, never given to a later request."""
+    slow = EchoServer(delay=2.0)
+    try:
+        port = free_port()
+        p = sluice(config(port, [slow.port], pool="min_idle: 2, max_connections: 2",
+                          listener_timeouts="request: 700ms",
+                          cluster_timeouts="connect: 1s, read: 10s"))
+        wait_port(port)
+        c = Resp(port, timeout=10)
+        start = time.monotonic()
+        assert c.call("ECHO", "slow") == Err("ERR sluice: request timeout")
+        took = time.monotonic() - start
+        assert 0.6 <= took <= 1.5 * SLOW, took
+        # the same client goes on, on the other connection
+        assert c.call("ECHO", "a") == b"a"
+        time.sleep(2.0)  # the slow reply arrives now, for nobody
+        assert c.calls(*[("ECHO", "w%d" % i) for i in range(20)]) == [b"w%d" % i for i in range(20)]
+        c.close()
+        stop_clean(p)
+        assert stats_sum(p, "listener", "request_timeouts") == 1
+    finally:
+        slow.close()
 
 
 # ---- 11. oversize frame ----
