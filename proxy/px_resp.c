@@ -627,8 +627,8 @@ pinned_kind(const struct px_cmd_info *info, enum kind kind)
 
 /* Pin s to a connection (of shard, when not 0) and send the frame on it. */
 static int
-pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_info *info,
-             size_t n, uint32_t shard, enum kind kind)
+pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uint32_t shard,
+             enum kind kind)
 {
     struct px_resp *r = s->resp;
     enum pool_result why = POOL_CONNECT_FAILED;
@@ -642,7 +642,6 @@ pin_and_send(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd
         return 0;
     }
     kind = pinned_kind(info, kind);
-    (void)cmd;
     send_pinned(s, n, kind == K_PLAIN ? K_PERM : kind);
     return 0;
 }
@@ -681,7 +680,7 @@ route_stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_c
             return 0;
         }
     }
-    return pin_and_send(s, cmd, info, n, shard, kind);
+    return pin_and_send(s, info, n, shard, kind);
 }
 
 int

@@ -8,6 +8,7 @@
  * against a PROT_NONE guard page.
  */
 
+#include "guard_page.h"
 #include "proxy/codec/px_codec.h"
 
 #include <setjmp.h>
@@ -43,11 +44,6 @@ struct stream {
     const char *error; /* NULL, or why the bytes after those frames are rejected */
 };
 
-struct guarded {
-    uint8_t *map;
-    size_t size;
-};
-
 struct outcome {
     size_t frames[MAX_FRAMES];
     size_t nframes;
@@ -65,8 +61,6 @@ struct stream_case {
 void add_bytes(struct stream *s, const void *p, size_t n);
 void end_frame(struct stream *s);
 void add_frame(struct stream *s, const void *p, size_t n);
-const uint8_t *guard(const void *src, size_t len, struct guarded *g);
-void unguard(struct guarded *g);
 uint64_t next_random(uint64_t *x);
 size_t splitting(size_t len, size_t round, size_t *ends, uint64_t *seed);
 void cut(const struct cfg_codec *codec, struct evbuffer *in, struct px_frame_state *st,

@@ -6,6 +6,7 @@
  * argument access, and key positions as Redis's COMMAND GETKEYS gives them.
  * Inline commands are in test_resp_cmd_inline.c; this binary runs both.
  */
+#include "guard_page.h"
 #include "resp_cmd_test_util.h"
 
 #include "proxy/codec/px_resp_cmd.h"
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -98,36 +98,6 @@ expect_args(const struct px_cmd *cmd, size_t argc, const char *const *argv, cons
         assert_int_equal(px_cmd_arg(cmd, i, buf, sizeof(buf)), lens[i]);
         assert_memory_equal(buf, argv[i], lens[i]);
     }
-}
-
-/* ---- input at a guard page: reading past its end faults ---- */
-
-struct guarded {
-    uint8_t *map;
-    size_t size;
-};
-
-static const uint8_t *
-guard(const void *src, size_t len, struct guarded *g)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t body = len == 0 ? page : (len + page - 1) / page * page;
-    uint8_t *p;
-
-    g->size = body + page;
-    p = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(p != MAP_FAILED);
-    memcpy(p + body - len, src, len);
-    assert_int_equal(mprotect(p, body, PROT_READ), 0);
-    assert_int_equal(mprotect(p + body, page, PROT_NONE), 0);
-    g->map = p;
-    return p + body - len;
-}
-
-static void
-unguard(struct guarded *g)
-{
-    munmap(g->map, g->size);
 }
 
 /* ---- the table ---- */
