@@ -78,6 +78,18 @@ enum cfg_distribution {
     CFG_DIST_RANDOM,
 };
 
+/* What a cluster does when none of its servers is healthy. */
+enum cfg_panic {
+    CFG_PANIC_FAIL_FAST, /* fail requests at once */
+    CFG_PANIC_ROUTE_ALL, /* ignore health: try every server (Envoy's panic mode) */
+};
+
+/* A server's health before its first active check. */
+enum cfg_initial {
+    CFG_INITIAL_HEALTHY,
+    CFG_INITIAL_UNHEALTHY,
+};
+
 /* What a RESP listener does with commands that carry connection state. */
 enum cfg_stateful {
     CFG_STATEFUL_PIN,    /* give the client an upstream connection of its own */
@@ -195,14 +207,32 @@ struct cfg_cluster_timeouts {
     uint64_t write_ms;
 };
 
+/* An HTTP check: GET path, a status in [status_min, status_max]. */
+struct cfg_health_http {
+    bool enabled;
+    struct cfg_bytes path;
+    struct cfg_bytes status; /* "200-399" or "200", as written */
+    char *host;              /* NULL: the server's address */
+    uint32_t status_min;     /* parsed from status */
+    uint32_t status_max;
+};
+
+/*
+ * Active checks: http when http is enabled, else send/expect when send or an
+ * expectation is set (a reply framed by the cluster's codec), else connect only.
+ */
 struct cfg_health_active {
     bool enabled;
     uint64_t interval_ms;
     uint64_t timeout_ms;
     uint32_t rise;
     uint32_t fall;
+    enum cfg_initial initial;
+    uint32_t port; /* 0: the server's own port */
     struct cfg_bytes send;
-    struct cfg_bytes expect;
+    struct cfg_bytes expect;       /* a prefix of the reply */
+    struct cfg_bytes expect_regex; /* a POSIX extended regular expression on the reply */
+    struct cfg_health_http http;
 };
 
 struct cfg_health_passive {
@@ -247,8 +277,16 @@ struct cfg_cluster {
     struct cfg_pool pool;
     struct cfg_cluster_timeouts timeouts;
     struct cfg_health health;
+    enum cfg_panic panic;
+    uint64_t slow_start_ms;       /* 0: a returning server takes its full weight at once */
+    uint64_t resolve_interval_ms; /* servers named by DNS are looked up again this often */
     struct cfg_tls_client tls;
     struct cfg_resp_upstream resp;
+};
+
+/* A DNS server to ask instead of the system's (/etc/resolv.conf). */
+struct cfg_resolver {
+    struct cfg_addr address;
 };
 
 struct cfg_udp {
@@ -271,6 +309,8 @@ struct cfg {
     size_t nclusters;
     struct cfg_udp *udp;
     size_t nudp;
+    struct cfg_resolver *resolvers;
+    size_t nresolvers;
     struct cfg_arena *arena; /* owned: holds everything above */
 };
 

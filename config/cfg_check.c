@@ -6,6 +6,8 @@
 #include "cfg_value.h"
 
 #include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -259,6 +261,90 @@ check_codecs(struct ck *ck)
     }
 }
 
+/* "200" or "200-399": fill min and max; -1 if it is neither. */
+static int
+parse_status(const struct cfg_bytes *b, uint32_t *min, uint32_t *max)
+{
+    unsigned lo, hi;
+    int used = 0;
+
+    if (b->len == 3 && sscanf(b->ptr, "%3u%n", &lo, &used) == 1 && used == 3) {
+        hi = lo;
+    } else if (b->len != 7 || sscanf(b->ptr, "%3u-%3u%n", &lo, &hi, &used) != 2 || used != 7) {
+        return -1;
+    }
+    if (lo < 100 || hi > 599 || lo > hi) {
+        return -1;
+    }
+    *min = lo;
+    *max = hi;
+    return 0;
+}
+
+static void
+check_active(struct ck *ck, size_t i, const struct cfg_node *node)
+{
+    struct cfg_health_active *a = &ck->cfg->clusters[i].health.active;
+    struct cfg_health_http *h = &a->http;
+    size_t k;
+
+    if (a->expect.ptr != NULL && a->expect_regex.ptr != NULL) {
+        err_at(ck, under(node, "expect_regex"),
+               "clusters[%zu].health.active.expect_regex: give expect or expect_regex, not both",
+               i);
+    }
+    if (a->expect_regex.ptr != NULL) {
+        regex_t re;
+        int rc = strlen(a->expect_regex.ptr) != a->expect_regex.len
+                     ? REG_BADPAT
+                     : regcomp(&re, a->expect_regex.ptr, REG_EXTENDED | REG_NOSUB);
+
+        if (rc != 0) {
+            char why[256] = "it holds a NUL byte";
+
+            if (rc != REG_BADPAT || strlen(a->expect_regex.ptr) == a->expect_regex.len) {
+                regerror(rc, NULL, why, sizeof(why));
+            }
+            err_at(ck, under(node, "expect_regex"),
+                   "clusters[%zu].health.active.expect_regex: not a regular expression: %s", i,
+                   why);
+        } else {
+            regfree(&re);
+        }
+    }
+    if (!h->enabled) {
+        return;
+    }
+    if (a->send.ptr != NULL || a->expect.ptr != NULL || a->expect_regex.ptr != NULL) {
+        err_at(ck, under(node, "http"),
+               "clusters[%zu].health.active.http: an http check sends its own request; drop "
+               "send, expect and expect_regex",
+               i);
+    }
+    if (h->path.len == 0 || h->path.ptr[0] != '/') {
+        err_at(ck, under(under(node, "http"), "path"),
+               "clusters[%zu].health.active.http.path: must start with /", i);
+    } else {
+        for (k = 0; k < h->path.len; k++) {
+            unsigned char ch = (unsigned char)h->path.ptr[k];
+
+            if (ch <= ' ' || ch == 0x7f) {
+                err_at(ck, under(under(node, "http"), "path"),
+                       "clusters[%zu].health.active.http.path: holds a space or control byte at "
+                       "offset %zu",
+                       i, k);
+                break;
+            }
+        }
+    }
+    if (parse_status(&h->status, &h->status_min, &h->status_max) == -1) {
+        err_at(ck, under(under(node, "http"), "status"),
+               "clusters[%zu].health.active.http.status: '%s' is not a status or a range; "
+               "expected such as \"200\" or \"200-399\" (100 to 599)",
+               i, h->status.ptr != NULL ? h->status.ptr : "");
+    }
+}
+
 static void
 check_cluster(struct ck *ck, size_t i)
 {
@@ -276,6 +362,9 @@ check_cluster(struct ck *ck, size_t i)
                "clusters[%zu].health.active.timeout: longer than interval; a check must end "
                "before the next starts",
                i);
+    }
+    if (c->health.active.enabled) {
+        check_active(ck, i, under(under(node, "health"), "active"));
     }
     if (c->health.passive.enabled && c->health.passive.max_eject_ms < c->health.passive.eject_ms) {
         err_at(ck, under(under(under(node, "health"), "passive"), "max_eject"),
@@ -466,5 +555,16 @@ cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
     check_resp(&ck);
     for (i = 0; i < cfg->nclusters; i++) {
         check_cluster(&ck, i);
+    }
+    for (i = 0; i < cfg->nresolvers; i++) {
+        const struct cfg_addr *a = &cfg->resolvers[i].address;
+
+        if (a->kind == CFG_ADDR_NAME) {
+            const struct cfg_node *n = nth(cfg_node_get(root, "resolvers"), i);
+
+            err_at(&ck, n != NULL ? under(n, "address") : root,
+                   "resolvers[%zu]: %s is a hostname; a resolver is given by IP address", i,
+                   a->text);
+        }
     }
 }

@@ -292,6 +292,9 @@ apply_defaults(struct ld *ld, const struct cfg_table *t, void *base, unsigned ma
 static void load_map(struct ld *ld, const struct cfg_table *t, const struct cfg_node *node,
                      const char *path, void *base, unsigned mask);
 
+static void load_value(struct ld *ld, const struct cfg_key *k, const struct cfg_node *node,
+                       const char *path, void *base);
+
 static bool
 want_scalar(struct ld *ld, const struct cfg_node *node, const char *path)
 {
@@ -331,7 +334,13 @@ load_list(struct ld *ld, const struct cfg_key *k, const struct cfg_node *node, c
         if (n < 0 || (size_t)n >= sizeof(ipath)) {
             memcpy(ipath + sizeof(ipath) - 4, "...", 4);
         }
-        load_map(ld, k->sub, it->val, ipath, elems + i * k->elem_size, 0);
+        if ((k->flags & CFG_F_SCALAR_ELEM) && it->val->type == CFG_NODE_SCALAR) {
+            /* "- 127.0.0.1:53" is short for "- {address: 127.0.0.1:53}" */
+            apply_defaults(ld, k->sub, elems + i * k->elem_size, 0);
+            load_value(ld, &k->sub->keys[0], it->val, ipath, elems + i * k->elem_size);
+        } else {
+            load_map(ld, k->sub, it->val, ipath, elems + i * k->elem_size, 0);
+        }
     }
     *(void **)((char *)base + k->off) = elems;
     *(size_t *)((char *)base + k->count_off) = node->nitems;

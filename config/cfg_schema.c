@@ -91,6 +91,18 @@ const struct cfg_enum cfg_distribution_enum[] = {
     {NULL, 0},
 };
 
+static const struct cfg_enum panic_enum[] = {
+    {"fail_fast", CFG_PANIC_FAIL_FAST},
+    {"route_all", CFG_PANIC_ROUTE_ALL},
+    {NULL, 0},
+};
+
+static const struct cfg_enum initial_enum[] = {
+    {"healthy", CFG_INITIAL_HEALTHY},
+    {"unhealthy", CFG_INITIAL_UNHEALTHY},
+    {NULL, 0},
+};
+
 static const struct cfg_enum stateful_enum[] = {
     {"pin", CFG_STATEFUL_PIN},
     {"reject", CFG_STATEFUL_REJECT},
@@ -328,19 +340,48 @@ static const struct cfg_key cluster_timeout_keys[] = {
 };
 static TABLE(cluster_timeouts_table, "clusters[].timeouts", cluster_timeout_keys);
 
+static const struct cfg_key http_check_keys[] = {
+    {.name = "path",
+     .kind = CFG_K_BYTES,
+     .off = offsetof(struct cfg_health_http, path),
+     .def = "/",
+     .doc = "Path requested with GET; it starts with / and holds no spaces or control bytes."},
+    {.name = "status",
+     .kind = CFG_K_BYTES,
+     .off = offsetof(struct cfg_health_http, status),
+     .def = "200-399",
+     .doc = "Status that passes: one code (\"204\") or a range (\"200-399\")."},
+    KIND(struct cfg_health_http, "host", CFG_K_HOSTNAME, host, 0,
+         "Host header. Unset: the server's address as host:port."),
+};
+static TABLE(http_check_table, "clusters[].health.active.http", http_check_keys);
+
 static const struct cfg_key active_keys[] = {
-    DUR(struct cfg_health_active, "interval", interval_ms, "2s", 100, "Time between checks."),
+    DUR(struct cfg_health_active, "interval", interval_ms, "2s", 100,
+        "Time between checks of a server, varied by up to 10% either way so checks of many "
+        "servers do not fall together."),
     DUR(struct cfg_health_active, "timeout", timeout_ms, "1s", 1,
-        "Longest a check may take; at most interval."),
+        "Longest a check may take, connect included; at most interval."),
     U32(struct cfg_health_active, "rise", rise, "2", 1, 100,
-        "Passing checks in a row that mark a server up."),
+        "Passing checks in a row that mark a down server up."),
     U32(struct cfg_health_active, "fall", fall, "3", 1, 100,
-        "Failing checks in a row that mark a server down."),
+        "Failing checks in a row that mark an up server down."),
+    ENUM(struct cfg_health_active, "initial", initial, "healthy", initial_enum,
+         "State before the first checks: healthy (takes traffic at once; fall failures take it "
+         "down) or unhealthy (no traffic until rise checks pass)."),
+    U32(struct cfg_health_active, "port", port, "0", 0, 65535,
+        "Port checked, when the health endpoint is not the service's own. 0: the server's port."),
     KIND(struct cfg_health_active, "send", CFG_K_BYTES, send, 0,
-         "Bytes written after connecting (double-quoted escapes such as \"PING\\r\\n\" work). "
-         "Unset: a connect-only check."),
+         "Bytes written after connecting (double-quoted escapes such as \"PING\\r\\n\" "
+         "work); the reply is framed by the cluster's codec. Unset, with no expect: a "
+         "connect-only check."),
     KIND(struct cfg_health_active, "expect", CFG_K_BYTES, expect, 0,
-         "Prefix the reply must start with. Unset: any reply (or none, without send) passes."),
+         "Prefix the reply must start with. Without send: the server's greeting. Unset: any "
+         "reply passes."),
+    KIND(struct cfg_health_active, "expect_regex", CFG_K_BYTES, expect_regex, 0,
+         "POSIX extended regular expression the reply must match (instead of expect)."),
+    BLOCK(struct cfg_health_active, "http", CFG_K_OPTIONAL, http, http_check_table,
+          "An HTTP check instead: GET path, pass on status (optional)."),
 };
 static TABLE(active_table, "clusters[].health.active", active_keys);
 
@@ -432,6 +473,15 @@ static const struct cfg_key cluster_keys[] = {
           "Upstream deadlines."),
     BLOCK(struct cfg_cluster, "health", CFG_K_BLOCK, health, health_table,
           "Active and passive health checking."),
+    ENUM(struct cfg_cluster, "panic", panic, "fail_fast", panic_enum,
+         "When no server is healthy: fail_fast (requests fail at once, counted, with the "
+         "codec's error reply) or route_all (ignore health and try every server)."),
+    DUR(struct cfg_cluster, "slow_start", slow_start_ms, "0s", 0,
+        "A server that comes back (up again, or back from ejection) ramps from 10% to its full "
+        "weight over this window (round_robin, least_request, random). 0 disables."),
+    DUR(struct cfg_cluster, "resolve_interval", resolve_interval_ms, "30s", 100,
+        "How often servers given by hostname are looked up again (every address of a name "
+        "becomes a server; a failed lookup keeps the last answer)."),
     BLOCK(struct cfg_cluster, "tls", CFG_K_OPTIONAL, tls, tls_client_table,
           "Speak TLS to the upstreams (optional)."),
     BLOCK(struct cfg_cluster, "resp", CFG_K_OPTIONAL, resp, resp_upstream_table,
@@ -455,6 +505,12 @@ static const struct cfg_key udp_keys[] = {
 };
 static TABLE(udp_table, "udp[]", udp_keys);
 
+static const struct cfg_key resolver_keys[] = {
+    KIND(struct cfg_resolver, "address", CFG_K_ADDRESS, address, CFG_F_REQUIRED,
+         "ip:port of a DNS server."),
+};
+static TABLE(resolver_table, "resolvers[]", resolver_keys);
+
 /* ---- the file ---- */
 
 static const struct cfg_key root_keys[] = {
@@ -473,5 +529,9 @@ static const struct cfg_key root_keys[] = {
     LIST(struct cfg, "clusters", clusters, nclusters, struct cfg_cluster, cluster_table, 0, 0,
          "Upstream clusters."),
     LIST(struct cfg, "udp", udp, nudp, struct cfg_udp, udp_table, 0, 0, "UDP relays."),
+    LIST(struct cfg, "resolvers", resolvers, nresolvers, struct cfg_resolver, resolver_table, 0,
+         CFG_F_SCALAR_ELEM,
+         "DNS servers for servers given by hostname, each written as \"ip:port\" (or as "
+         "{address: ip:port}). Empty: the system's, from /etc/resolv.conf."),
 };
 TABLE(cfg_root_table, "", root_keys);

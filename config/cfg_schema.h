@@ -37,6 +37,9 @@ enum cfg_kind {
 #define CFG_F_HASH_ONLY                                                                            \
     0x2u /* a struct cfg_cluster key that means something only with balance hash */
 
+#define CFG_F_SCALAR_ELEM                                                                          \
+    0x4u /* a list whose elements may be written as the value of their first key */
+
 struct cfg_enum {
     const char *name;
     int value;

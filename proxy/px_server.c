@@ -54,9 +54,6 @@ px_server_check(const struct cfg *cfg)
         if (c->tls.enabled) {
             NOT_YET("clusters[%zu] (%s): tls", i, c->name);
         }
-        if (c->health.active.enabled || c->health.passive.enabled) {
-            NOT_YET("clusters[%zu] (%s): health checks", i, c->name);
-        }
     }
     if (cfg->nudp > 0) {
         NOT_YET("udp[0] (%s): udp relays", cfg->udp[0].name);
