@@ -39,6 +39,7 @@ const char *const pool_result_str[POOL_RESULT_MAX] = {
     [POOL_SHUTDOWN] = "shutting down",
     [POOL_REFUSED] = "upstream refused the login",
     [POOL_PIN_LIMIT] = "too many pinned clients",
+    [POOL_UNHEALTHY] = "no healthy server",
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -82,7 +83,7 @@ event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s
          const char *detail)
 {
     if (c->h.event != NULL) {
-        c->h.event(c->h.arg, c, s->cfg->address.text, ev, detail);
+        c->h.event(c->h.arg, c, s->ep->text, ev, detail);
     }
 }
 
@@ -140,7 +141,7 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
     struct timeval tv = pool_tv_ms(c->cfg->timeouts.connect_ms);
     int fd, one = 1;
 
-    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(s->ep->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
         event_ms(c, POOL_EV_CONNECT_FAILED, s, strerror(errno));
         return NULL;
@@ -166,7 +167,8 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         close(fd);
         return NULL;
     }
-    if (connect(fd, (const struct sockaddr *)&s->sa, s->salen) == -1 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&s->ep->sa, s->ep->salen) == -1 &&
+        errno != EINPROGRESS) {
         conn->connect_errno = errno;
         event_active(&conn->wev, EV_WRITE, 0); /* reported from the loop, never inline */
     } else if (event_add(&conn->wev, &tv) == -1) {
@@ -349,6 +351,9 @@ setup_done(struct pool_conn *conn)
     s->fails = 0;
     s->down_until = 0;
     conn->state = CONN_READY;
+    if (s->warming) {
+        pool_server_warmed(s);
+    }
     if (conn->kind == CONN_PINNED) {
         return pool_pin_setup_done(conn);
     }
@@ -533,6 +538,7 @@ deliver(struct pool_conn *conn)
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
         c->stats.responses++;
+        pool_health_success(conn->server->ep);
         c->h.response(req, conn->in, (size_t)n);
     }
     return 0;
@@ -645,6 +651,10 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
     }
     pool_conn_free(conn);
     c->stats.conns_closed++;
+    if (result == POOL_CONNECT_FAILED || result == POOL_UPSTREAM_ERROR || result == POOL_TIMEOUT ||
+        result == POOL_MALFORMED || result == POOL_REFUSED) {
+        pool_health_failure(s->ep); /* passive ejection counts what traffic sees */
+    }
     if (result == POOL_REFUSED) {
         c->stats.connect_failures++;
         event_ms(c, POOL_EV_CONNECT_FAILED, s, detail);
@@ -671,8 +681,8 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
 
 /* ---- warm connections ---- */
 
-static void
-on_retry(evutil_socket_t fd, short what, void *arg)
+void
+pool_on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -688,6 +698,13 @@ pool_maintain(struct pool_server *s)
 
     if (c->closing) {
         return;
+    }
+    if (s->gone) {
+        pool_server_reap(s); /* s may be freed */
+        return;
+    }
+    if (!pool_endpoint_fit(s->ep)) {
+        return; /* no warm connections to a server that is down; its return brings them */
     }
     if (!pool_server_usable(s, now)) {
         struct timeval tv = pool_tv_ms(s->down_until - now);
@@ -727,16 +744,17 @@ _Static_assert((int)CFG_HASH_ONE_AT_A_TIME == (int)POOL_HASH_ONE_AT_A_TIME &&
 static int
 build_ring(struct pool_cluster *c)
 {
-    struct pool_hash_server *hs = calloc(c->nservers, sizeof(*hs));
-    char(*names)[300] = calloc(c->nservers, sizeof(*names));
+    size_t n = c->cfg->nservers;
+    struct pool_hash_server *hs = calloc(n, sizeof(*hs));
+    char(*names)[300] = calloc(n, sizeof(*names));
     int rc = -1;
     size_t i;
 
     if (hs == NULL || names == NULL) {
         goto done;
     }
-    for (i = 0; i < c->nservers; i++) {
-        const struct cfg_server *srv = c->servers[i].cfg;
+    for (i = 0; i < n; i++) {
+        const struct cfg_server *srv = &c->cfg->servers[i];
         char port[8];
 
         snprintf(port, sizeof(port), "%u", srv->address.port);
@@ -751,7 +769,7 @@ build_ring(struct pool_cluster *c)
         hs[i].name = names[i];
         hs[i].weight = srv->weight;
     }
-    c->ring = pool_hash_ring_new((enum pool_hash_dist)c->cfg->distribution, hs, c->nservers, NULL);
+    c->ring = pool_hash_ring_new((enum pool_hash_dist)c->cfg->distribution, hs, n, NULL);
     rc = c->ring != NULL ? 0 : -1;
 done:
     free(hs);
@@ -779,48 +797,33 @@ pool_cluster_shard(struct pool_cluster *c, const char *key, size_t len)
 size_t
 pool_cluster_nservers(const struct pool_cluster *c)
 {
-    return c->nservers;
+    return c->cfg->nservers;
 }
 
 struct pool_cluster *
-pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
-                 const struct sockaddr_storage *addrs, const socklen_t *addrlens,
+pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg, struct pool_health *health,
                  const struct pool_handler *h)
 {
     struct pool_cluster *c = calloc(1, sizeof(*c));
-    size_t i;
 
     if (c == NULL) {
         return NULL;
     }
     c->base = base;
     c->cfg = cfg;
+    c->health = health;
     c->h = *h;
     c->balancer = pool_balancer_for(cfg->balance);
     TAILQ_INIT(&c->queue);
     TAILQ_INIT(&c->failing);
+    TAILQ_INIT(&c->draining);
     if (getrandom(&c->rng, sizeof(c->rng), GRND_NONBLOCK) != sizeof(c->rng) || c->rng == 0) {
         c->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL | 1;
     }
-    c->servers = calloc(cfg->nservers, sizeof(*c->servers));
+    c->slots = calloc(cfg->nservers, sizeof(*c->slots));
     c->queue_timer = evtimer_new(base, pool_on_queue_timer, c);
-    if (c->servers == NULL || c->queue_timer == NULL) {
+    if (c->slots == NULL || c->queue_timer == NULL || pool_servers_sync(c) == -1) {
         goto fail;
-    }
-    c->nservers = cfg->nservers;
-    for (i = 0; i < cfg->nservers; i++) {
-        struct pool_server *s = &c->servers[i];
-
-        s->cluster = c;
-        s->cfg = &cfg->servers[i];
-        s->sa = addrs[i];
-        s->salen = addrlens[i];
-        TAILQ_INIT(&s->conns);
-        TAILQ_INIT(&s->pinned);
-        s->retry = evtimer_new(base, on_retry, s);
-        if (s->retry == NULL) {
-            goto fail;
-        }
     }
     if (cfg->balance == CFG_BALANCE_HASH && build_ring(c) == -1) {
         goto fail;
@@ -837,13 +840,28 @@ pool_cluster_start(struct pool_cluster *c)
     size_t i;
 
     for (i = 0; i < c->nservers; i++) {
-        pool_maintain(&c->servers[i]);
+        pool_maintain(c->servers[i]);
     }
+}
+
+static void
+close_server(struct pool_server *s)
+{
+    struct pool_conn *conn;
+
+    while ((conn = TAILQ_FIRST(&s->conns)) != NULL) {
+        pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
+    }
+    while ((conn = TAILQ_FIRST(&s->pinned)) != NULL) {
+        pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
+    }
+    pool_server_free(s);
 }
 
 void
 pool_cluster_free(struct pool_cluster *c)
 {
+    struct pool_server *s;
     struct pool_req *req;
     size_t i;
 
@@ -855,25 +873,19 @@ pool_cluster_free(struct pool_cluster *c)
         pool_dequeue(c, req);
         c->h.failure(req, POOL_SHUTDOWN);
     }
-    for (i = 0; i < c->nservers && c->servers != NULL; i++) {
-        struct pool_server *s = &c->servers[i];
-        struct pool_conn *conn;
-
-        while ((conn = TAILQ_FIRST(&s->conns)) != NULL) {
-            pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
-        }
-        while ((conn = TAILQ_FIRST(&s->pinned)) != NULL) {
-            pool_conn_fail(conn, POOL_SHUTDOWN, NULL);
-        }
-        if (s->retry != NULL) {
-            event_free(s->retry);
-        }
+    for (i = 0; i < c->nservers; i++) {
+        close_server(c->servers[i]);
+    }
+    while ((s = TAILQ_FIRST(&c->draining)) != NULL) {
+        TAILQ_REMOVE(&c->draining, s, link);
+        close_server(s);
     }
     if (c->queue_timer != NULL) {
         event_free(c->queue_timer);
     }
     pool_hash_ring_free(c->ring);
     free(c->servers);
+    free(c->slots);
     free(c);
 }
 

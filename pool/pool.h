@@ -29,6 +29,7 @@
 struct event_base;
 struct evbuffer;
 struct pool_cluster;
+struct pool_health;
 struct pool_server;
 struct pool_conn;
 
@@ -43,6 +44,7 @@ enum pool_result {
     POOL_SHUTDOWN,
     POOL_REFUSED,   /* the upstream refused the connection's setup (a wrong password) */
     POOL_PIN_LIMIT, /* max_pinned connections are pinned already */
+    POOL_UNHEALTHY, /* no healthy server (panic fail_fast) */
     POOL_RESULT_MAX,
 };
 
@@ -166,10 +168,21 @@ struct pool_handler {
     void *arg; /* for event() */
 };
 
-/* Create a cluster's pool for one worker; servers must have IP addresses (resolved). */
+/*
+ * Create a cluster's pool for one worker, its servers the endpoints of the
+ * cluster's shared health (pool_health.h) as they are now.
+ */
 struct pool_cluster *pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
-                                      const struct sockaddr_storage *addrs,
-                                      const socklen_t *addrlens, const struct pool_handler *h);
+                                      struct pool_health *health, const struct pool_handler *h);
+/*
+ * Catch up with the shared health, on the worker's thread, after the main
+ * thread said something changed: servers added (DNS) get pools, removed ones
+ * drain; a server gone unfit has its idle connections closed and takes no new
+ * requests (those in flight finish or fail on their own deadlines); one back
+ * opens its min_idle connections before it takes traffic again. With no
+ * healthy server and panic fail_fast, the queued requests fail.
+ */
+void pool_cluster_sync(struct pool_cluster *c);
 /* Open the warm connections (min_idle per server). */
 void pool_cluster_start(struct pool_cluster *c);
 /*
@@ -214,7 +227,7 @@ size_t pool_cluster_nservers(const struct pool_cluster *c);
 /*
  * Pin a connection to owner: an idle warm one of the shard's server (or
  * the balancer's pick when shard is 0), else a new one. NULL with *why set
- * (POOL_PIN_LIMIT, POOL_CONNECT_FAILED) when there is none. Bytes written
+ * (POOL_PIN_LIMIT, POOL_CONNECT_FAILED, POOL_UNHEALTHY) when there is none. Bytes written
  * before it is connected wait in it; a failure comes as pin_lost().
  */
 struct pool_conn *pool_pin(struct pool_cluster *c, uint32_t shard, void *owner,

@@ -1,32 +1,61 @@
 /*
  * Balancers: smooth weighted round-robin (nginx's), least-request by the
- * power of two choices, and weighted random. Each skips servers that are
- * backing off after connect failures, unless every server is.
+ * power of two choices, and weighted random. Each picks among the healthy
+ * servers that are not backing off after connect failures; else among the
+ * healthy ones; else, in a route_all panic, among all; else none (fail_fast).
+ * Weights follow slow start.
  */
 #include "pool_internal.h"
 
 #include <stddef.h>
 
-/* Usable servers, or all of them when none is; exclude only when another remains. */
+enum tier {
+    TIER_USABLE,  /* healthy and not backing off */
+    TIER_HEALTHY, /* healthy */
+    TIER_ANY,     /* nothing is healthy and panic is route_all */
+    TIER_NONE,
+};
+
+static enum tier
+best_tier(struct pool_cluster *c, const struct pool_server *exclude, uint64_t now)
+{
+    bool healthy = false;
+    size_t i;
+
+    for (i = 0; i < c->nservers; i++) {
+        const struct pool_server *s = c->servers[i];
+
+        if (!pool_server_healthy(s, now)) {
+            continue;
+        }
+        if (s != exclude && pool_server_usable(s, now)) {
+            return TIER_USABLE;
+        }
+        healthy = true;
+    }
+    if (healthy) {
+        return TIER_HEALTHY;
+    }
+    return c->cfg->panic == CFG_PANIC_ROUTE_ALL ? TIER_ANY : TIER_NONE;
+}
+
+/* exclude only when another remains. */
 static bool
 eligible(struct pool_cluster *c, const struct pool_server *s, const struct pool_server *exclude,
-         bool any_usable, uint64_t now)
+         enum tier tier, uint64_t now)
 {
     if (s == exclude && c->nservers > 1) {
         return false;
     }
-    return !any_usable || pool_server_usable(s, now);
-}
-
-static bool
-any_usable(struct pool_cluster *c, const struct pool_server *exclude, uint64_t now)
-{
-    size_t i;
-
-    for (i = 0; i < c->nservers; i++) {
-        if (&c->servers[i] != exclude && pool_server_usable(&c->servers[i], now)) {
-            return true;
-        }
+    switch (tier) {
+    case TIER_USABLE:
+        return pool_server_healthy(s, now) && pool_server_usable(s, now);
+    case TIER_HEALTHY:
+        return pool_server_healthy(s, now);
+    case TIER_ANY:
+        return true;
+    case TIER_NONE:
+        break;
     }
     return false;
 }
@@ -35,19 +64,21 @@ static struct pool_server *
 pick_round_robin(struct pool_cluster *c, const struct pool_server *exclude)
 {
     uint64_t now = pool_now_ms();
-    bool usable = any_usable(c, exclude, now);
+    enum tier tier = best_tier(c, exclude, now);
     struct pool_server *best = NULL;
     int64_t total = 0;
     size_t i;
 
     for (i = 0; i < c->nservers; i++) {
-        struct pool_server *s = &c->servers[i];
+        struct pool_server *s = c->servers[i];
+        int64_t w;
 
-        if (!eligible(c, s, exclude, usable, now)) {
+        if (!eligible(c, s, exclude, tier, now)) {
             continue;
         }
-        s->current += s->cfg->weight;
-        total += s->cfg->weight;
+        w = (int64_t)pool_server_weight(s, now);
+        s->current += w;
+        total += w;
         if (best == NULL || s->current > best->current) {
             best = s;
         }
@@ -59,14 +90,15 @@ pick_round_robin(struct pool_cluster *c, const struct pool_server *exclude)
 }
 
 static struct pool_server *
-pick_weighted(struct pool_cluster *c, const struct pool_server *exclude, uint64_t now, bool usable)
+pick_weighted(struct pool_cluster *c, const struct pool_server *exclude, uint64_t now,
+              enum tier tier)
 {
     uint64_t total = 0, r;
     size_t i;
 
     for (i = 0; i < c->nservers; i++) {
-        if (eligible(c, &c->servers[i], exclude, usable, now)) {
-            total += c->servers[i].cfg->weight;
+        if (eligible(c, c->servers[i], exclude, tier, now)) {
+            total += pool_server_weight(c->servers[i], now);
         }
     }
     if (total == 0) {
@@ -74,13 +106,16 @@ pick_weighted(struct pool_cluster *c, const struct pool_server *exclude, uint64_
     }
     r = pool_random(c) % total;
     for (i = 0; i < c->nservers; i++) {
-        if (!eligible(c, &c->servers[i], exclude, usable, now)) {
+        uint64_t w;
+
+        if (!eligible(c, c->servers[i], exclude, tier, now)) {
             continue;
         }
-        if (r < c->servers[i].cfg->weight) {
-            return &c->servers[i];
+        w = pool_server_weight(c->servers[i], now);
+        if (r < w) {
+            return c->servers[i];
         }
-        r -= c->servers[i].cfg->weight;
+        r -= w;
     }
     return NULL;
 }
@@ -90,7 +125,7 @@ pick_random(struct pool_cluster *c, const struct pool_server *exclude)
 {
     uint64_t now = pool_now_ms();
 
-    return pick_weighted(c, exclude, now, any_usable(c, exclude, now));
+    return pick_weighted(c, exclude, now, best_tier(c, exclude, now));
 }
 
 /* Two weighted-random candidates; the one with fewer requests in flight per weight wins. */
@@ -98,14 +133,17 @@ static struct pool_server *
 pick_least_request(struct pool_cluster *c, const struct pool_server *exclude)
 {
     uint64_t now = pool_now_ms();
-    bool usable = any_usable(c, exclude, now);
-    struct pool_server *a = pick_weighted(c, exclude, now, usable);
-    struct pool_server *b = pick_weighted(c, exclude, now, usable);
+    enum tier tier = best_tier(c, exclude, now);
+    struct pool_server *a = pick_weighted(c, exclude, now, tier);
+    struct pool_server *b = pick_weighted(c, exclude, now, tier);
 
     if (a == NULL || b == NULL) {
         return a != NULL ? a : b;
     }
-    return (uint64_t)a->inflight * b->cfg->weight <= (uint64_t)b->inflight * a->cfg->weight ? a : b;
+    return (uint64_t)a->inflight * pool_server_weight(b, now) <=
+                   (uint64_t)b->inflight * pool_server_weight(a, now)
+               ? a
+               : b;
 }
 
 const struct pool_balancer *
@@ -121,7 +159,7 @@ pool_balancer_for(enum cfg_balance balance)
     case CFG_BALANCE_RANDOM:
         return &random;
     case CFG_BALANCE_ROUND_ROBIN:
-    case CFG_BALANCE_HASH: /* refused before pools are built until the hash issue lands */
+    case CFG_BALANCE_HASH: /* keys pick their server; round robin serves leases and pins */
         break;
     }
     return &round_robin;

@@ -59,18 +59,24 @@ find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_
     size_t i, start;
 
     if (req->shard != 0) {
-        return conn_for(&c->servers[req->shard - 1], now); /* a key lives on one server only */
+        s = c->slots[req->shard - 1]; /* a key lives on one server only */
+        return s != NULL && pool_server_takes(c, s, now) ? conn_for(s, now) : NULL;
     }
-    s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, exclude);
+    if (c->nservers == 1) {
+        s = pool_server_takes(c, c->servers[0], now) ? c->servers[0] : NULL;
+    } else {
+        s = c->balancer->pick(c, exclude);
+    }
     if (s == NULL) {
         return NULL;
     }
     conn = conn_for(s, now);
-    start = (size_t)(s - c->servers);
+    for (start = 0; start < c->nservers && c->servers[start] != s; start++) {
+    }
     for (i = 1; conn == NULL && i < c->nservers; i++) {
-        struct pool_server *t = &c->servers[(start + i) % c->nservers];
+        struct pool_server *t = c->servers[(start + i) % c->nservers];
 
-        if (t != exclude && pool_server_usable(t, now)) {
+        if (t != exclude && pool_server_usable(t, now) && pool_server_takes(c, t, now)) {
             conn = conn_for(t, now);
         }
     }
@@ -88,7 +94,7 @@ pred_conn(struct pool_cluster *c, const struct pool_req *req)
         a->conn->kind != CONN_SHARED) {
         return NULL;
     }
-    if (req->shard != 0 && a->conn->server != &c->servers[req->shard - 1]) {
+    if (req->shard != 0 && a->conn->server != c->slots[req->shard - 1]) {
         return NULL;
     }
     return a->conn;
@@ -170,7 +176,8 @@ pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
     struct pool_req *req, *next;
     bool had = !TAILQ_EMPTY(&c->queue);
 
-    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY)) {
+    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY ||
+                         !pool_server_takes(c, room->server, pool_now_ms()))) {
         room = NULL;
     }
     for (req = TAILQ_FIRST(&c->queue); !c->closing && req != NULL; req = next) {
@@ -182,7 +189,7 @@ pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
         }
         if (conn == NULL) {
             conn = room != NULL && room->nfifo < max &&
-                           (req->shard == 0 || room->server == &c->servers[req->shard - 1])
+                           (req->shard == 0 || room->server == c->slots[req->shard - 1])
                        ? room
                        : find_conn(c, req, NULL);
         }
@@ -228,16 +235,27 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
     req->tries = 0;
     req->exclusive = 0;
     if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
-        if (req->shard != 0) {
-            struct pool_server *s = &c->servers[req->shard - 1];
+        enum pool_result why = POOL_OK;
 
-            if (s->nconns == 0 && !pool_server_usable(s, pool_now_ms())) {
-                evbuffer_drain(src, len); /* its only server is backing off: fail fast */
-                c->stats.failed[POOL_CONNECT_FAILED]++;
-                return POOL_CONNECT_FAILED;
+        if (req->shard != 0) {
+            struct pool_server *s = c->slots[req->shard - 1];
+            uint64_t now = pool_now_ms();
+
+            if (s == NULL || !pool_server_takes(c, s, now)) {
+                why = POOL_UNHEALTHY;
+            } else if (s->nconns == 0 && !pool_server_usable(s, now)) {
+                why = POOL_CONNECT_FAILED; /* its only server is backing off */
             }
         }
-        conn = find_conn(c, req, NULL);
+        conn = why == POOL_OK ? find_conn(c, req, NULL) : NULL;
+        if (conn == NULL && why == POOL_OK && pool_cluster_failing_fast(c, pool_now_ms())) {
+            why = POOL_UNHEALTHY;
+        }
+        if (why != POOL_OK) {
+            evbuffer_drain(src, len); /* fail fast rather than wait for a server */
+            c->stats.failed[why]++;
+            return why;
+        }
     }
     if (conn != NULL) {
         pool_conn_assign(conn, req, src, len);
@@ -327,7 +345,9 @@ pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_resul
                 pool_conn_assign(conn, req, NULL, 0);
                 return;
             }
-            if (enqueue(c, req) == POOL_OK) {
+            if (pool_cluster_failing_fast(c, pool_now_ms())) {
+                result = POOL_UNHEALTHY;
+            } else if (enqueue(c, req) == POOL_OK) {
                 return;
             }
         }

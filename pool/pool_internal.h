@@ -4,6 +4,7 @@
 /* The pool's structures, shared by pool.c and the balancers (private to pool/). */
 
 #include "pool.h"
+#include "pool_health.h"
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -62,10 +63,10 @@ struct pool_conn {
 
 struct pool_server {
     struct pool_cluster *cluster;
-    const struct cfg_server *cfg; /* borrowed */
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    struct pool_conn_list conns; /* pooled connections; leases leave it */
+    const struct cfg_server *cfg;  /* borrowed */
+    struct pool_endpoint *ep;      /* a reference: address and shared health */
+    TAILQ_ENTRY(pool_server) link; /* the cluster's draining list, once gone */
+    struct pool_conn_list conns;   /* pooled connections; leases leave it */
     unsigned nconns;
     struct pool_conn_list pinned; /* pinned connections */
     unsigned npinned;
@@ -74,7 +75,13 @@ struct pool_server {
     unsigned fails;      /* connect failures in a row */
     uint64_t down_until; /* ms: no new connections before, unless every server is down */
     struct event *retry; /* owned: reconnect timer for min_idle */
+    bool fit;            /* its endpoint's health as this worker last acted on it */
+    bool warming;        /* back from down: no traffic until min_idle are ready (or warm_until) */
+    bool gone;           /* DNS dropped it: draining, freed when its last connection closes */
+    uint64_t warm_until;
 };
+
+TAILQ_HEAD(pool_server_list, pool_server);
 
 struct pool_balancer {
     /* A server for the next request, avoiding exclude when another is usable. */
@@ -84,8 +91,12 @@ struct pool_balancer {
 struct pool_cluster {
     struct event_base *base;       /* borrowed */
     const struct cfg_cluster *cfg; /* borrowed: outlives the pool */
-    struct pool_server *servers;   /* owned */
-    size_t nservers;
+    struct pool_health *health;    /* borrowed: shared with the other workers */
+    unsigned health_version;       /* the endpoint list last synced */
+    struct pool_server **servers;  /* owned: one per endpoint that is not gone */
+    size_t nservers, cap;
+    struct pool_server **slots;       /* balance hash: per configured server, its server or NULL */
+    struct pool_server_list draining; /* gone, with connections still open */
     const struct pool_balancer *balancer;
     struct pool_handler h;
     struct pool_req_list queue;   /* waiting for a connection, oldest first */
@@ -100,6 +111,14 @@ struct pool_cluster {
 const struct pool_balancer *pool_balancer_for(enum cfg_balance balance);
 /* A server is usable when it is not backing off after connect failures. */
 bool pool_server_usable(const struct pool_server *s, uint64_t now);
+/* Healthy: fit by the shared health, not gone, not warming up. */
+bool pool_server_healthy(const struct pool_server *s, uint64_t now);
+/* Its weight now, times 100: slow start ramps it from 10% over the window. */
+uint64_t pool_server_weight(const struct pool_server *s, uint64_t now);
+/* No healthy server and panic fail_fast: requests fail at once. */
+bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
+/* Whether requests may go to s at all (healthy, or every server in a route_all panic). */
+bool pool_server_takes(struct pool_cluster *c, const struct pool_server *s, uint64_t now);
 uint64_t pool_now_ms(void);
 uint64_t pool_random(struct pool_cluster *c);
 
@@ -126,7 +145,9 @@ void pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char 
 bool pool_conn_idle(const struct pool_conn *conn, uint64_t now);
 /* Start the setup (hello or reset) on a connected connection, or finish at once without one. */
 void pool_conn_setup(struct pool_conn *conn, const void *bytes, size_t len, unsigned replies);
+/* Keep min_idle connections open; a gone server with nothing left is freed here. */
 void pool_maintain(struct pool_server *s);
+void pool_on_retry(evutil_socket_t fd, short what, void *arg);
 void pool_drain_queue(struct pool_cluster *c, struct pool_conn *room);
 /* pool_dispatch.c: the queue and retries, for the connections' side. */
 void pool_dequeue(struct pool_cluster *c, struct pool_req *req);
@@ -134,6 +155,14 @@ void pool_on_queue_timer(evutil_socket_t fd, short what, void *arg);
 /* Place a request never written again (elsewhere when it can), or fail it. */
 void pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result);
 void pool_server_failed(struct pool_server *s);
+
+/* pool_sync.c: servers from the shared health, their health as this worker sees it. */
+int pool_servers_sync(struct pool_cluster *c); /* -1 out of memory: try again at the next sync */
+void pool_server_free(struct pool_server *s);
+/* A gone server with no connections left: freed. */
+void pool_server_reap(struct pool_server *s);
+/* Enough warm connections are ready: a returning server takes traffic again. */
+void pool_server_warmed(struct pool_server *s);
 
 /* pool_pin.c: a pinned connection's frame, its setup finished, its release. */
 void pool_pin_frame(struct pool_conn *conn, size_t len);

@@ -29,12 +29,13 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
         return NULL;
     }
     if (shard != 0) {
-        s = &c->servers[shard - 1];
+        s = c->slots[shard - 1];
     } else {
-        s = c->nservers == 1 ? &c->servers[0] : c->balancer->pick(c, NULL);
+        s = c->nservers <= 1 ? (c->nservers == 1 ? c->servers[0] : NULL)
+                             : c->balancer->pick(c, NULL);
     }
-    if (s == NULL) {
-        *why = POOL_CONNECT_FAILED;
+    if (s == NULL || !pool_server_takes(c, s, now)) {
+        *why = POOL_UNHEALTHY;
         return NULL;
     }
     if (s->npinned >= c->cfg->pool.max_pinned) {
@@ -172,7 +173,8 @@ pool_pin_release(struct pool_conn *conn)
 
     conn->release = 0;
     conn->expect = 0;
-    if (mode == POOL_UNPIN_CLOSE || !clean || conn->server->cluster->closing) {
+    if (mode == POOL_UNPIN_CLOSE || !clean || conn->server->cluster->closing ||
+        conn->server->gone || !conn->server->fit) {
         pool_conn_close(conn);
     } else if (mode == POOL_UNPIN_RESET && h->reset_replies > 0) {
         pool_conn_setup(conn, h->reset, h->reset_len, h->reset_replies);

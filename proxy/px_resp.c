@@ -48,6 +48,7 @@ static const char *const fail_text[POOL_RESULT_MAX] = {
     [POOL_SHUTDOWN] = "shutting down",
     [POOL_REFUSED] = "upstream refused the login",
     [POOL_PIN_LIMIT] = "too many pinned clients",
+    [POOL_UNHEALTHY] = "no healthy server",
 };
 
 static struct px_resp *

@@ -565,6 +565,7 @@ submit(struct px_session *s, size_t n)
     struct px_req *req = px_worker_req_get(s->w);
     struct evbuffer *src =
         s->in; /* the pool takes the frame from here, without a copy of its own */
+    enum pool_result rc;
     const char *why;
 
     if (px_listener_reframes(s->l)) {
@@ -589,12 +590,15 @@ submit(struct px_session *s, size_t n)
     s->ninflight++;
     px_session_chain(s, req, &s->last);
     px_listener_stats(s->l)->frames_in++;
-    if (pool_submit(px_listener_pool(s->l), &req->pr, src, n) != POOL_OK) {
+    rc = pool_submit(px_listener_pool(s->l), &req->pr, src, n);
+    if (rc != POOL_OK) {
         struct px_log_ctx ctx;
         char peer[PX_PEER_LEN];
 
         px_listener_log_ctx(s->l, s->fd, &ctx, peer);
-        px_log_warn("session", &ctx, "request failed (queue full); closing the client");
+        px_log_warn("session", &ctx,
+                    "request failed (%s); closing the client: %s has no error reply",
+                    pool_result_str[rc], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
         px_listener_stats(s->l)->upstream_failures++;
         px_session_close(s, NULL);
         return -1;

@@ -1,6 +1,7 @@
 #include "px_worker.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "pool/pool_health.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
@@ -42,20 +43,23 @@ struct px_worker {
     struct px_listener **listeners; /* owned: one per cfg->listeners[i] */
     struct px_client_list live;
     struct px_client_list dead;
-    struct event *reaper;     /* owned */
-    int stopfd;               /* owned: an eventfd the main thread writes to stop the loop */
-    struct event *stop;       /* owned */
-    struct evbuffer *scratch; /* owned: re-framing space */
-    struct px_cmd cmd;        /* a resp request's arguments, reused */
-    char **setup;             /* owned: per cluster, resp setup bytes (pool_handler hello/reset) */
-    struct px_req **cache;    /* owned: spare requests */
+    struct event *reaper;        /* owned */
+    int stopfd;                  /* owned: an eventfd the main thread writes to stop the loop */
+    struct event *stop;          /* owned */
+    int syncfd;                  /* owned: an eventfd the main thread writes when health changed */
+    struct event *sync;          /* owned */
+    struct pool_health **health; /* borrowed: per cluster, the main thread's */
+    struct evbuffer *scratch;    /* owned: re-framing space */
+    struct px_cmd cmd;           /* a resp request's arguments, reused */
+    char **setup;          /* owned: per cluster, resp setup bytes (pool_handler hello/reset) */
+    struct px_req **cache; /* owned: spare requests */
     size_t ncache;
 };
 
 /* ---- the pool's view of proxy/: codecs and the owners of requests ---- */
 
-static ssize_t
-frame_adapter(const void *arg, struct evbuffer *in, void *state, const char **why)
+ssize_t
+px_worker_frame(const void *arg, struct evbuffer *in, void *state, const char **why)
 {
     return px_codec_frame(arg, in, state, why);
 }
@@ -166,25 +170,13 @@ static int
 make_pool(struct px_worker *w, size_t i)
 {
     const struct cfg_cluster *cc = &w->cfg->clusters[i];
-    struct sockaddr_storage *addrs = calloc(cc->nservers, sizeof(*addrs));
-    socklen_t *lens = calloc(cc->nservers, sizeof(*lens));
     struct pool_handler *h = &w->handlers[i];
-    size_t s;
-    int rc = -1;
 
-    if (addrs == NULL || lens == NULL) {
-        goto out;
-    }
-    for (s = 0; s < cc->nservers; s++) {
-        if (resolve(&cc->servers[s].address, &addrs[s], &lens[s]) == -1) {
-            goto out;
-        }
-    }
     h->response = px_session_on_response;
     h->failure = on_failure;
     h->leased = px_relay_on_leased;
     h->event = on_pool_event;
-    h->frame = frame_adapter;
+    h->frame = px_worker_frame;
     h->frame_arg = &cc->codec;
     h->arg = w;
     if (cc->codec.type == CFG_CODEC_RESP) {
@@ -193,15 +185,11 @@ make_pool(struct px_worker *w, size_t i)
         h->pin_drained = px_resp_on_pin_drained;
         h->reply_ok = reply_ok;
         if (px_resp_setup(cc, h, &w->setup[i]) == -1) {
-            goto out;
+            return -1;
         }
     }
-    w->pools[i] = pool_cluster_new(w->base, cc, addrs, lens, h);
-    rc = w->pools[i] != NULL ? 0 : -1;
-out:
-    free(addrs);
-    free(lens);
-    return rc;
+    w->pools[i] = pool_cluster_new(w->base, cc, w->health[i], h);
+    return w->pools[i] != NULL ? 0 : -1;
 }
 
 /* ---- clients ---- */
@@ -275,9 +263,39 @@ on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
-/* Pools are built for the clusters that listeners use (udp relays come later). */
-static bool
-cluster_used(const struct cfg *cfg, const struct cfg_cluster *c)
+/* The main thread changed a server's health: every pool catches up. */
+static void
+on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+    uint64_t n;
+    size_t i;
+
+    (void)what;
+    if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN) {
+        px_log_warn("worker", NULL, "worker %u: cannot read the health wake-up: %s", w->id,
+                    strerror(errno));
+    }
+    for (i = 0; i < w->cfg->nclusters; i++) {
+        if (w->pools[i] != NULL) {
+            pool_cluster_sync(w->pools[i]);
+        }
+    }
+}
+
+void
+px_worker_poke(struct px_worker *w)
+{
+    uint64_t one = 1;
+
+    if (write(w->syncfd, &one, sizeof(one)) == -1) {
+        px_log_warn("worker", NULL, "worker %u: cannot wake it for a health change: %s", w->id,
+                    strerror(errno));
+    }
+}
+
+bool
+px_worker_cluster_used(const struct cfg *cfg, const struct cfg_cluster *c)
 {
     size_t i;
 
@@ -290,7 +308,7 @@ cluster_used(const struct cfg *cfg, const struct cfg_cluster *c)
 }
 
 struct px_worker *
-px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
+px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients, struct pool_health **health)
 {
     struct px_worker *w = calloc(1, sizeof(*w));
     size_t i;
@@ -300,7 +318,9 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     }
     w->id = id;
     w->cfg = cfg;
+    w->health = health;
     w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->syncfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     TAILQ_INIT(&w->live);
     TAILQ_INIT(&w->dead);
     w->base = event_base_new();
@@ -312,13 +332,14 @@ px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients)
     w->scratch = evbuffer_new();
     if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->setup == NULL ||
         w->listeners == NULL || w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
-        (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
+        w->syncfd == -1 || (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
         (w->stop = event_new(w->base, w->stopfd, EV_READ, on_stop, w)) == NULL ||
-        event_add(w->stop, NULL) == -1) {
+        (w->sync = event_new(w->base, w->syncfd, EV_READ | EV_PERSIST, on_sync, w)) == NULL ||
+        event_add(w->stop, NULL) == -1 || event_add(w->sync, NULL) == -1) {
         goto fail;
     }
     for (i = 0; i < cfg->nclusters; i++) {
-        if (cluster_used(cfg, &cfg->clusters[i]) && make_pool(w, i) == -1) {
+        if (px_worker_cluster_used(cfg, &cfg->clusters[i]) && make_pool(w, i) == -1) {
             goto fail;
         }
     }
@@ -420,6 +441,12 @@ px_worker_free(struct px_worker *w)
     if (w->stopfd != -1) {
         close(w->stopfd);
     }
+    if (w->sync != NULL) {
+        event_free(w->sync);
+    }
+    if (w->syncfd != -1) {
+        close(w->syncfd);
+    }
     while (w->ncache > 0) {
         struct px_req *req = w->cache[--w->ncache];
 
@@ -480,7 +507,7 @@ px_worker_log_stats(const struct px_worker *w)
             "worker %u: conns_opened=%llu conns_max=%llu connect_failures=%llu "
             "requests=%llu responses=%llu retries=%llu queued=%llu leases=%llu "
             "canceled=%llu pins=%llu unpin_resets=%llu failed_upstream=%llu "
-            "failed_timeout=%llu failed_queue=%llu",
+            "failed_timeout=%llu failed_queue=%llu failed_unhealthy=%llu",
             w->id, (unsigned long long)ps->conns_opened, (unsigned long long)ps->max_conns_seen,
             (unsigned long long)ps->connect_failures, (unsigned long long)ps->requests,
             (unsigned long long)ps->responses, (unsigned long long)ps->retries,
@@ -490,7 +517,8 @@ px_worker_log_stats(const struct px_worker *w)
             (unsigned long long)(ps->failed[POOL_UPSTREAM_ERROR] + ps->failed[POOL_MALFORMED] +
                                  ps->failed[POOL_CONNECT_FAILED] + ps->failed[POOL_REFUSED]),
             (unsigned long long)ps->failed[POOL_TIMEOUT],
-            (unsigned long long)(ps->failed[POOL_QUEUE_FULL] + ps->failed[POOL_QUEUE_TIMEOUT]));
+            (unsigned long long)(ps->failed[POOL_QUEUE_FULL] + ps->failed[POOL_QUEUE_TIMEOUT]),
+            (unsigned long long)ps->failed[POOL_UNHEALTHY]);
     }
 }
 

@@ -8,15 +8,19 @@
  */
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
 struct cfg;
+struct cfg_cluster;
 struct cfg_listener;
 struct event_base;
 struct evbuffer;
 struct pool_cluster;
+struct pool_health;
 struct px_worker;
 struct px_listener;
 struct px_req;
@@ -52,9 +56,17 @@ struct px_client {
 
 /*
  * Build a worker: create its pools, bind its listeners. NULL after logging why.
- * clients[i] counts listener i's clients across workers (max_clients).
+ * clients[i] counts listener i's clients across workers (max_clients);
+ * health[i] is cluster i's shared health (NULL for a cluster no listener uses).
  */
-struct px_worker *px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients);
+struct px_worker *px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients,
+                                struct pool_health **health);
+/* From the main thread: a server's health changed; the worker's pools catch up. */
+void px_worker_poke(struct px_worker *w);
+/* Pools are built for the clusters that listeners use (udp relays come later). */
+bool px_worker_cluster_used(const struct cfg *cfg, const struct cfg_cluster *c);
+/* The codecs' framer as the pool calls it (arg: the struct cfg_codec). */
+ssize_t px_worker_frame(const void *arg, struct evbuffer *in, void *state, const char **why);
 /* Run it on a thread of its own. Return 0 or -1. */
 int px_worker_start(struct px_worker *w);
 /* Ask it to stop, from any thread, and wait for it. */

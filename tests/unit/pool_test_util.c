@@ -236,10 +236,30 @@ pt_setup_cluster(unsigned max_conns, unsigned max_pipeline, unsigned queue_max,
     return f;
 }
 
+struct pool_cluster *
+pt_cluster_new(struct fixture *f, const struct pool_handler *h)
+{
+    struct pool_health *health = pool_health_new(f->base, &f->cfg, NULL, NULL, NULL, NULL);
+    size_t i;
+
+    assert_non_null(health);
+    assert_true(f->nhealth < sizeof(f->health) / sizeof(f->health[0]));
+    f->health[f->nhealth++] = health;
+    for (i = 0; i < f->cfg.nservers; i++) {
+        assert_true(pool_health_set(health, i, &f->addrs[i], 1) >= 0);
+    }
+    return pool_cluster_new(f->base, &f->cfg, health, h);
+}
+
 void
 pt_teardown_cluster(struct fixture *f, struct pool_cluster *c)
 {
+    size_t i;
+
     pool_cluster_free(c);
+    for (i = 0; i < f->nhealth; i++) {
+        pool_health_free(f->health[i]);
+    }
     pt_up_stop(&f->up);
     pt_up_stop(&f->up2);
     event_base_free(f->base);

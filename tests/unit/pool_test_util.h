@@ -12,6 +12,7 @@
 
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "pool/pool_health.h"
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -89,7 +90,12 @@ struct fixture {
     struct cfg_cluster cfg;
     struct sockaddr_storage addrs[2];
     socklen_t lens[2];
+    struct pool_health *health[4]; /* one per cluster made, freed by the teardown */
+    size_t nhealth;
 };
+
+/* A pool of f->cfg over f->addrs (a shared health of its own, no checks). */
+struct pool_cluster *pt_cluster_new(struct fixture *f, const struct pool_handler *h);
 
 struct fixture *pt_setup_cluster(unsigned max_conns, unsigned max_pipeline, unsigned queue_max,
                                  uint64_t queue_timeout_ms);

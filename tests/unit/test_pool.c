@@ -20,7 +20,7 @@ static void
 test_pipelined_in_order_on_max_connections(void **state)
 {
     struct fixture *f = pt_setup_cluster(2, 64, 100, 1000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[100];
     char text[32];
     int i;
@@ -55,7 +55,7 @@ static void
 test_exclusive_connections_queue_the_rest(void **state)
 {
     struct fixture *f = pt_setup_cluster(3, 1, 100, 2000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[10];
     int i;
 
@@ -78,7 +78,7 @@ static void
 test_queue_served_in_arrival_order(void **state)
 {
     struct fixture *f = pt_setup_cluster(1, 1, 100, 2000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[10];
     char text[16];
     int i;
@@ -105,7 +105,7 @@ static void
 test_queue_full_and_queue_timeout(void **state)
 {
     struct fixture *f = pt_setup_cluster(1, 1, 2, 200);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[4];
     int i;
 
@@ -143,7 +143,7 @@ test_read_deadline_fails_the_connection(void **state)
 
     (void)state;
     f->cfg.timeouts.read_ms = 300;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     f->up.silent = true;
     for (i = 0; i < 3; i++) {
         pt_req_init(&reqs[i], "s\n");
@@ -178,7 +178,7 @@ test_connect_failure_retries_on_another_server(void **state)
     f->lens[0] = sizeof(dead);
     f->servers[1] = f->servers[0];
     f->cfg.nservers = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     pt_req_init(&r, "hello\n");
     assert_int_equal(pt_submit(c, &r), POOL_OK); /* round robin starts on the dead one */
     pt_run_until_done(f->base, &r, 1);
@@ -194,7 +194,7 @@ static void
 test_cancel_unwritten_request(void **state)
 {
     struct fixture *f = pt_setup_cluster(1, 8, 10, 1000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[2];
 
     (void)state;
@@ -222,7 +222,7 @@ test_min_idle_and_max_lifetime(void **state)
     (void)state;
     f->cfg.pool.min_idle = 2;
     f->cfg.pool.max_lifetime_ms = 200;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     pool_cluster_start(c);
     pt_run_for(f->base, 100);
     assert_int_equal(f->up.open, 2); /* warm before any request */
@@ -242,7 +242,7 @@ test_max_requests_retires_connections(void **state)
 
     (void)state;
     f->cfg.pool.max_requests = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     for (i = 0; i < 6; i++) {
         pt_req_init(&reqs[i], "m\n");
         assert_int_equal(pt_submit(c, &reqs[i]), POOL_OK);
@@ -260,7 +260,7 @@ static void
 test_cancel_queued_request(void **state)
 {
     struct fixture *f = pt_setup_cluster(1, 1, 10, 2000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[3];
     int i;
 
@@ -296,7 +296,7 @@ test_cancel_from_inside_a_failure_callback(void **state)
     memcpy(&f->addrs[0], &dead, sizeof(dead));
     f->lens[0] = sizeof(dead);
     f->cfg.retries = 0;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     for (i = 0; i < 3; i++) { /* all three wait on the one connecting connection */
         pt_req_init(&reqs[i], "x\n");
         assert_int_equal(pt_submit(c, &reqs[i]), POOL_OK);
@@ -316,7 +316,10 @@ test_cancel_from_inside_a_failure_callback(void **state)
 
 struct bal {
     struct pool_cluster c;
+    struct cfg_cluster ccfg;
     struct pool_server s[3];
+    struct pool_server *ptr[3];
+    struct pool_endpoint ep[3];
     struct cfg_server cfg[3];
 };
 
@@ -330,10 +333,15 @@ bal_init(struct bal *b, unsigned w0, unsigned w1, unsigned w2)
     b->cfg[1].weight = w1;
     b->cfg[2].weight = w2;
     for (i = 0; i < 3; i++) {
+        atomic_init(&b->ep[i].up, true);
         b->s[i].cluster = &b->c;
         b->s[i].cfg = &b->cfg[i];
+        b->s[i].ep = &b->ep[i];
+        b->s[i].fit = true;
+        b->ptr[i] = &b->s[i];
     }
-    b->c.servers = b->s;
+    b->c.cfg = &b->ccfg;
+    b->c.servers = b->ptr;
     b->c.nservers = 3;
     b->c.rng = 88172645463325252ULL;
 }
@@ -425,6 +433,67 @@ test_balancers_skip_excluded_and_backing_off(void **state)
     }
 }
 
+static void
+test_balancers_follow_health_and_panic(void **state)
+{
+    static const enum cfg_balance kinds[] = {CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_RANDOM,
+                                             CFG_BALANCE_LEAST_REQUEST};
+    struct bal b;
+    int counts[3];
+    size_t k;
+
+    (void)state;
+    for (k = 0; k < 3; k++) {
+        const struct pool_balancer *bal = pool_balancer_for(kinds[k]);
+
+        bal_init(&b, 1, 1, 1);
+        atomic_store(&b.ep[0].up, false);     /* down by its checks */
+        atomic_store(&b.ep[1].ejected, true); /* ejected by traffic */
+        b.s[2].down_until = UINT64_MAX;       /* only backing off: still healthy */
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_int_equal(counts[2], 300);
+        atomic_store(&b.ep[2].removed, true); /* nothing healthy: fail_fast picks none */
+        assert_null(bal->pick(&b.c, NULL));
+        assert_true(pool_cluster_failing_fast(&b.c, pool_now_ms()));
+        b.ccfg.panic = CFG_PANIC_ROUTE_ALL; /* route_all: every server */
+        assert_false(pool_cluster_failing_fast(&b.c, pool_now_ms()));
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_true(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+        atomic_store(&b.ep[1].ejected, false); /* one healthy again: only it */
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_int_equal(counts[1], 300);
+        b.ccfg.panic = CFG_PANIC_FAIL_FAST;
+        b.s[1].warming = true; /* warming up its connections: not yet */
+        b.s[1].warm_until = UINT64_MAX;
+        assert_null(bal->pick(&b.c, NULL));
+        b.s[1].warm_until = pool_now_ms(); /* warmed up, or out of time */
+        count_picks(&b, kinds[k], NULL, 300, counts);
+        assert_int_equal(counts[1], 300);
+    }
+}
+
+static void
+test_slow_start_ramps_the_weight(void **state)
+{
+    uint64_t now = pool_now_ms();
+    struct bal b;
+    int counts[3];
+
+    (void)state;
+    bal_init(&b, 1, 1, 1);
+    b.ccfg.slow_start_ms = 10000;
+    atomic_store(&b.ep[0].back, now); /* just back: 10% of its weight */
+    assert_int_equal(pool_server_weight(&b.s[0], now), 10);
+    assert_int_equal(pool_server_weight(&b.s[0], now + 5000), 50);
+    assert_int_equal(pool_server_weight(&b.s[0], now + 10000), 100);
+    assert_int_equal(pool_server_weight(&b.s[1], now), 100); /* never away: full weight */
+    count_picks(&b, CFG_BALANCE_ROUND_ROBIN, NULL, 2100, counts);
+    assert_in_range(counts[0], 90, 150);     /* 10 of 210 while the clock barely moves */
+    atomic_store(&b.ep[0].back, now - 5000); /* half way */
+    count_picks(&b, CFG_BALANCE_RANDOM, NULL, 25000, counts);
+    assert_in_range(counts[0], 4500, 5600); /* 50 of 250 */
+}
+
 int
 main(void)
 {
@@ -444,6 +513,8 @@ main(void)
         cmocka_unit_test(test_random_follows_weights),
         cmocka_unit_test(test_least_request_avoids_the_loaded),
         cmocka_unit_test(test_balancers_skip_excluded_and_backing_off),
+        cmocka_unit_test(test_balancers_follow_health_and_panic),
+        cmocka_unit_test(test_slow_start_ramps_the_weight),
     };
     int failed = cmocka_run_group_tests_name("dispatch, queue and balancers", tests, NULL, NULL);
 

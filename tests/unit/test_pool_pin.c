@@ -31,7 +31,7 @@ test_hello_answered_before_requests_are_written(void **state)
     h.hello_replies = 1;
     h.reply_ok = pt_reply_accept;
     pt_setup_replies = 0;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     f->up.silent = true; /* holds the setup's answer until told */
     for (i = 0; i < 2; i++) {
         pt_req_init(&reqs[i], texts[i]);
@@ -90,7 +90,7 @@ test_hello_refused_fails_requests_and_backs_off(void **state)
     h.reply_ok = pt_reply_reject; /* a wrong password: the echoed hello is refused */
     pt_setup_replies = 0;
     f->cfg.pool.min_idle = 1; /* the pool keeps trying to stay warm */
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pool_cluster_start(c);
     for (i = 0; i < 2; i++) {
         pt_req_init(&reqs[i], "r\n");
@@ -131,7 +131,7 @@ test_pin_takes_the_warm_connection_and_returns_it(void **state)
     (void)state;
     f->cfg.pool.min_idle = 1;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pool_cluster_start(c);
     pt_run_for(f->base, 100);
     assert_int_equal(f->up.accepted, 1);
@@ -187,7 +187,7 @@ test_unpin_reset_cleans_then_returns(void **state)
     h.reply_ok = pt_reply_accept;
     pt_setup_replies = 0;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pt_owner_init(&o);
     pt_pin(c, &o); /* none idle: a new connection */
     pt_pin_send(&o, "MULTI\n", 1);
@@ -225,7 +225,7 @@ test_unpin_close_and_the_pin_limit(void **state)
 
     (void)state;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pt_owner_init(&a);
     pt_owner_init(&b);
     pt_owner_init(&x);
@@ -271,7 +271,7 @@ test_unpin_inside_the_pinned_callback(void **state)
 
     (void)state;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     /* RETURN from inside pinned(), then the owner is freed there and then */
     o = malloc(sizeof(*o));
     pt_owner_init(o);
@@ -325,7 +325,7 @@ test_pin_lost_when_the_upstream_closes(void **state)
 
     (void)state;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pt_owner_init(&a);
     pt_owner_init(&b);
     pt_pin(c, &a);
@@ -364,7 +364,7 @@ test_pin_read_deadline_only_when_asked(void **state)
     (void)state;
     f->cfg.timeouts.read_ms = 300;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     f->up.silent = true;
     pt_owner_init(&o);
     pt_pin(c, &o);
@@ -407,7 +407,7 @@ test_pin_deadline_ends_with_the_replies(void **state)
     f->cfg.timeouts.read_ms = 200;
     f->cfg.pool.idle_timeout_ms = 10000;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     pt_owner_init(&o);
     pt_pin(c, &o); /* none idle: a new connection */
     /* one shared connection stays open: more than min_idle, as under load */
@@ -456,7 +456,7 @@ test_pin_bytes_wait_for_the_hello(void **state)
     h.reply_ok = pt_reply_accept;
     pt_setup_replies = 0;
     f->cfg.pool.max_pinned = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     f->up.silent = true;
     pt_owner_init(&o);
     pt_pin(c, &o); /* a new connection: it needs its hello */
@@ -490,7 +490,7 @@ test_shard_is_stable_and_follows_the_hash_tag(void **state)
 
     (void)state;
     assert_non_null(ring);
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     assert_int_equal(pool_cluster_nservers(c), 2);
     for (i = 0; i < 200; i++) {
         uint32_t s, h;
@@ -526,7 +526,7 @@ test_shard_is_stable_and_follows_the_hash_tag(void **state)
     assert_true(split > 0); /* without a tag, such pairs do part */
     f->cfg.hash_tag.ptr = NULL;
     f->cfg.hash_tag.len = 0;
-    untagged = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    untagged = pt_cluster_new(f, &pt_handler);
     for (i = 0; i < 50; i++) {
         snprintf(key, sizeof(key), "a{u%d}", i);
         snprintf(k2, sizeof(k2), "b{u%d}", i);
@@ -535,7 +535,7 @@ test_shard_is_stable_and_follows_the_hash_tag(void **state)
     }
     assert_true(untagged_split > 0); /* with no hash_tag the braces are just bytes */
     f->cfg.balance = CFG_BALANCE_ROUND_ROBIN;
-    rr = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    rr = pt_cluster_new(f, &pt_handler);
     assert_int_equal(pool_cluster_shard(rr, "{u1}a", 5), 0); /* not balanced by hash */
     pool_cluster_free(rr);
     pool_cluster_free(untagged);
@@ -560,7 +560,7 @@ test_shard_requests_go_only_to_their_server(void **state)
     h.hello_replies = 1;
     h.reply_ok = pt_reply_accept;
     f->up2.hangup = 1; /* server 2's first connection hangs up on its hello */
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &h);
+    c = pt_cluster_new(f, &h);
     s1 = pt_shard_on(c, 1);
     s2 = pt_shard_on(c, 2);
     for (i = 0; i < 10; i++) {
@@ -600,7 +600,7 @@ test_shard_backing_off_fails_fast(void **state)
     pt_refused_addr(&dead);
     memcpy(&f->addrs[1], &dead, sizeof(dead)); /* server 2 refuses connections */
     f->lens[1] = sizeof(dead);
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     for (i = 0; i < 4; i++) {
         pt_req_init(&reqs[i], "x\n");
         reqs[i].pr.shard = pt_shard_on(c, i == 2 ? 1 : 2);
@@ -642,7 +642,7 @@ test_after_goes_on_the_same_connection(void **state)
 
     (void)state;
     f->cfg.pool.min_idle = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     pool_cluster_start(c);
     pt_run_for(f->base, 100);
     assert_int_equal(f->up.open, 2);
@@ -687,7 +687,7 @@ test_after_respects_max_pipeline(void **state)
 
     (void)state;
     f->cfg.pool.min_idle = 2;
-    c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    c = pt_cluster_new(f, &pt_handler);
     pool_cluster_start(c);
     pt_run_for(f->base, 100);
     pt_req_init(a, "A\n");
@@ -721,7 +721,7 @@ submit_next_in_response(struct req *r)
     if (r != hook_first) {
         return;
     }
-    conn = TAILQ_FIRST(&hook_cluster->servers[0].conns);
+    conn = TAILQ_FIRST(&hook_cluster->servers[0]->conns);
     assert_non_null(conn);
     hook_room = hook_cluster->cfg->pool.max_pipeline - conn->nfifo;
     assert_int_equal(pt_submit(hook_cluster, hook_next), POOL_OK);
@@ -732,7 +732,7 @@ static void
 test_after_waits_behind_a_queued_request(void **state)
 {
     struct fixture *f = pt_setup_cluster(1, 1, 10, 2000);
-    struct pool_cluster *c = pool_cluster_new(f->base, &f->cfg, f->addrs, f->lens, &pt_handler);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler);
     struct req reqs[3]; /* X, A, B */
 
     (void)state;
