@@ -127,9 +127,7 @@ test_queue_full_and_queue_timeout(void **state)
     assert_int_equal(pool_cancel(&reqs[0].pr), -1); /* written: its callback will still come */
     pool_cluster_free(c);
     assert_int_equal(reqs[0].result, POOL_SHUTDOWN);
-    pt_up_stop(&f->up);
-    event_base_free(f->base);
-    free(f);
+    pt_teardown_cluster(f, NULL);
     pt_free_reqs(reqs, 4);
 }
 
