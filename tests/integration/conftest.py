@@ -144,12 +144,21 @@ PYTHON = "/usr/bin/python3"
 
 
 class Upstream:
-    """tests/tools/fakeupstream.py on an ephemeral port."""
+    """tests/tools/fakeupstream.py on an ephemeral port (or the port asked for)."""
 
-    def __init__(self, proc, port, stats_path):
+    def __init__(self, proc, port, stats_path, host="127.0.0.1", tag=None, starter=None, args=None):
         self.proc = proc
         self.port = port
         self.stats_path = stats_path
+        self.host = host
+        self.tag = tag
+        self._starter = starter
+        self._args = args or {}
+
+    @property
+    def address(self):
+        """"host:port", as sluice's config and its log lines write it."""
+        return "%s:%d" % (self.host, self.port)
 
     def stats(self):
         import json
@@ -157,10 +166,28 @@ class Upstream:
         with open(self.stats_path) as f:
             return json.load(f)
 
+    def kill(self):
+        """SIGKILL the process and wait for it (nothing is closed gracefully)."""
+        if self.proc.p.poll() is None:
+            self.proc.p.kill()
+        self.proc.p.wait()
+
+    def restart(self, **overrides):
+        """Kill it (if it still runs) and start it again on the same host and port with the
+        same options (overrides replace some): a new Upstream, with stats of its own."""
+        self.kill()
+        args = dict(self._args)
+        args.update(overrides)
+        args["port"] = self.port
+        return self._starter(**args)
+
 
 @pytest.fixture
 def upstream(procs, tmp_path):
-    """Start fake upstreams: upstream(mode="echo", framing="line", port=0, ...)."""
+    """Start fake upstreams: upstream(mode="echo", framing="line", port=0, ...); any other
+    keyword becomes a --flag (host="127.0.0.2", tag="a", health_file=PATH, rst_every=3,
+    delay_ms=..., after=...). upstream(port=old.port) or old.restart() starts one on the
+    port of an old one."""
     count = [0]
 
     def start(mode="echo", framing="line", port=0, **opts):
@@ -169,11 +196,15 @@ def upstream(procs, tmp_path):
         argv = [PYTHON, os.path.join(TOOLS, "fakeupstream.py"), "--mode", mode, "--framing", framing,
                 "--port", str(port), "--stats", stats, "--lifetime", "300"]
         for k, v in opts.items():
+            if v is None:
+                continue
             argv += ["--" + k.replace("_", "-"), str(v)]
         p = procs(argv)
         line = p.p.stdout.readline().decode()
         assert line.startswith("ready "), "fake upstream did not start: %r %s" % (line, "\n".join(p.lines))
-        return Upstream(p, int(line.split()[1]), stats)
+        args = dict(opts, mode=mode, framing=framing)
+        return Upstream(p, int(line.split()[1]), stats, host=opts.get("host") or "127.0.0.1",
+                        tag=opts.get("tag"), starter=start, args=args)
 
     return start
 
