@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config iproute2
   libevent-dev libssl-dev libyaml-dev libcmocka-dev
   # tests
-  python3 python3-pytest python3-yaml memcached socat dnsmasq-base
+  python3 python3-pytest python3-yaml memcached socat dnsmasq-base nginx-light
   redis-server nutcracker python3-redis
   # fuzzing: clang only recommends libclang-rt-14-dev, which holds libFuzzer
   clang libclang-rt-14-dev
