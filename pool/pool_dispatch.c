@@ -241,7 +241,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
             struct pool_server *s = c->slots[req->shard - 1];
             uint64_t now = pool_now_ms();
 
-            if (s == NULL || !pool_server_takes(c, s, now)) {
+            if (s == NULL || (!pool_server_takes(c, s, now) && !pool_server_coming(s))) {
                 why = POOL_UNHEALTHY;
             } else if (s->nconns == 0 && !pool_server_usable(s, now)) {
                 why = POOL_CONNECT_FAILED; /* its only server is backing off */

@@ -115,7 +115,9 @@ bool pool_server_usable(const struct pool_server *s, uint64_t now);
 bool pool_server_healthy(const struct pool_server *s, uint64_t now);
 /* Its weight now, times 100: slow start ramps it from 10% over the window. */
 uint64_t pool_server_weight(const struct pool_server *s, uint64_t now);
-/* No healthy server and panic fail_fast: requests fail at once. */
+/* Back and warming up its connections: it takes traffic soon, so requests for it wait. */
+bool pool_server_coming(const struct pool_server *s);
+/* No healthy (or warming) server and panic fail_fast: requests fail at once. */
 bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
 /* Whether requests may go to s at all (healthy, or every server in a route_all panic). */
 bool pool_server_takes(struct pool_cluster *c, const struct pool_server *s, uint64_t now);

@@ -34,7 +34,7 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
         s = c->nservers <= 1 ? (c->nservers == 1 ? c->servers[0] : NULL)
                              : c->balancer->pick(c, NULL);
     }
-    if (s == NULL || !pool_server_takes(c, s, now)) {
+    if (s == NULL || (!pool_server_takes(c, s, now) && !pool_server_coming(s))) {
         *why = POOL_UNHEALTHY;
         return NULL;
     }

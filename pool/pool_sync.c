@@ -36,13 +36,20 @@ pool_server_weight(const struct pool_server *s, uint64_t now)
     return w * (pct > SLOW_START_FLOOR ? pct : SLOW_START_FLOOR) / 100;
 }
 
+bool
+pool_server_coming(const struct pool_server *s)
+{
+    return s->fit && s->warming && !s->gone && pool_endpoint_fit(s->ep);
+}
+
+/* Healthy, or back and warming up: requests for it wait instead of failing. */
 static bool
 any_healthy(const struct pool_cluster *c, uint64_t now)
 {
     size_t i;
 
     for (i = 0; i < c->nservers; i++) {
-        if (pool_server_healthy(c->servers[i], now)) {
+        if (pool_server_healthy(c->servers[i], now) || pool_server_coming(c->servers[i])) {
             return true;
         }
     }
@@ -61,7 +68,8 @@ pool_server_takes(struct pool_cluster *c, const struct pool_server *s, uint64_t 
     if (pool_server_healthy(s, now)) {
         return true;
     }
-    return c->cfg->panic == CFG_PANIC_ROUTE_ALL && !s->gone && !any_healthy(c, now);
+    return c->cfg->panic == CFG_PANIC_ROUTE_ALL && !s->gone && !pool_server_coming(s) &&
+           !any_healthy(c, now);
 }
 
 /* ---- a server's life ---- */

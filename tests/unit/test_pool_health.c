@@ -330,10 +330,11 @@ test_pool_follows_down_and_up(void **state)
     assert_true(s->warming);
     assert_false(pool_server_healthy(s, pool_now_ms())); /* no traffic until it is warm */
     assert_int_equal(pool_cluster_conns(c), 1);
+    pt_req_init(&r, "y\n");
+    assert_int_equal(pt_submit(c, &r), POOL_OK); /* waits for the warm-up instead of failing */
+    assert_int_equal(r.pr.state, POOL_REQ_QUEUED);
     RUN_UNTIL(f->base, !s->warming, 2000);
     assert_false(s->warming);
-    pt_req_init(&r, "y\n");
-    assert_int_equal(pt_submit(c, &r), POOL_OK);
     pt_run_until_done(f->base, &r, 1);
     assert_int_equal(r.result, POOL_OK);
     assert_int_equal(f->up.accepted, 2); /* the warm connection took it */
