@@ -39,7 +39,8 @@ pool_server_weight(const struct pool_server *s, uint64_t now)
 bool
 pool_server_coming(const struct pool_server *s)
 {
-    return s->fit && s->warming && !s->gone && pool_endpoint_fit(s->ep);
+    /* up by the shared health, and this worker is warming it or has not caught up yet */
+    return !s->gone && (s->warming || !s->fit) && pool_endpoint_fit(s->ep);
 }
 
 /* Healthy, or back and warming up: requests for it wait instead of failing. */

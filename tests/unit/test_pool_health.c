@@ -325,13 +325,14 @@ test_pool_follows_down_and_up(void **state)
     assert_int_equal(pool_cluster_conns(c), 0); /* and no warm connection to a down server */
     pt_free_reqs(&r, 1);
 
-    atomic_store(&s->ep->up, true); /* back */
+    atomic_store(&s->ep->up, true); /* back; this worker has not caught up yet */
+    pt_req_init(&r, "y\n");
+    assert_int_equal(pt_submit(c, &r), POOL_OK); /* waits for the warm-up instead of failing */
+    assert_int_equal(r.pr.state, POOL_REQ_QUEUED);
     pool_cluster_sync(c);
     assert_true(s->warming);
     assert_false(pool_server_healthy(s, pool_now_ms())); /* no traffic until it is warm */
     assert_int_equal(pool_cluster_conns(c), 1);
-    pt_req_init(&r, "y\n");
-    assert_int_equal(pt_submit(c, &r), POOL_OK); /* waits for the warm-up instead of failing */
     assert_int_equal(r.pr.state, POOL_REQ_QUEUED);
     RUN_UNTIL(f->base, !s->warming, 2000);
     assert_false(s->warming);
