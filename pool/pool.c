@@ -362,6 +362,13 @@ setup_done(struct pool_conn *conn)
         req->state = POOL_REQ_SENT;
         evbuffer_add_buffer(conn->out, req->frame);
     }
+    if (pool_server_out(s)) {
+        if (conn->nfifo == 0) {
+            pool_conn_close(conn); /* went out while it connected: not kept idle */
+            return -1;
+        }
+        conn->state = CONN_RETIRING; /* its requests go; then it closes */
+    }
     if (pool_conn_flush(conn) == -1) {
         return -1;
     }
@@ -412,6 +419,7 @@ conn_ready(struct pool_conn *conn)
         c->stats.leases++;
         c->h.leased(req, conn->fd);
         free(conn);
+        pool_server_reap(s); /* removed by DNS while it connected: s may be freed */
         return;
     }
     pool_conn_setup(conn, c->h.hello, c->h.hello_len, c->h.hello_replies);
@@ -562,7 +570,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (pool_conn_expired(conn, pool_now_ms()) ||
-            conn->server->nconns > c->cfg->pool.min_idle) {
+            conn->server->nconns > c->cfg->pool.min_idle || pool_server_out(conn->server)) {
             pool_conn_close(conn);
         } else {
             conn->rev_mode = REV_OFF;
@@ -610,8 +618,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
         pool_drain_queue(c, NULL);
         return;
     }
-    if (conn->nfifo == 0 &&
-        (conn->state == CONN_RETIRING || pool_conn_expired(conn, pool_now_ms()))) {
+    if (conn->nfifo == 0 && (conn->state == CONN_RETIRING || pool_server_out(conn->server) ||
+                             pool_conn_expired(conn, pool_now_ms()))) {
         pool_conn_close(conn);
         conn = NULL;
     } else {

@@ -373,13 +373,16 @@ pool_cancel(struct pool_req *req)
             TAILQ_REMOVE(&req->cluster->failing, req, link);
         } else {
             TAILQ_REMOVE(&conn->fifo, req, link);
+            struct pool_server *s = conn->server;
+
             conn->nfifo--;
             conn->nreq--;
-            conn->server->inflight--;
+            s->inflight--;
             if (conn->kind == CONN_LEASE) {
                 close(conn->fd);
                 pool_conn_free(conn);
                 req->cluster->stats.conns_closed++;
+                pool_server_reap(s); /* removed by DNS while it connected */
             }
         }
         req->state = POOL_REQ_NEW;

@@ -117,7 +117,11 @@ static void
 back_from_ejection(struct pool_health *h, struct pool_endpoint *ep, const char *how)
 {
     uint64_t now = pool_now_ms();
+    size_t i;
 
+    for (i = 0; i < h->neps; i++) {
+        h->eps[i]->capped = false; /* room again: a new refusal gets its own line */
+    }
     ep->await_check = false;
     ep->returned = now;
     atomic_store(&ep->back, now);
@@ -307,7 +311,11 @@ start_check(struct pool_health *h, struct pool_endpoint *ep)
     snprintf(host, sizeof(host), "%s", a->kind == CFG_ADDR_NAME ? a->text : ep->text);
     ep->check = pool_check_new(h->base, &h->cfg->health.active, (const struct sockaddr *)&ep->sa,
                                ep->salen, host, h->frame, h->frame_arg, on_check, ep);
-    if (ep->check == NULL || pool_check_start(ep->check) == -1) {
+    if (ep->check != NULL && pool_check_start(ep->check) == -1) {
+        pool_check_free(ep->check);
+        ep->check = NULL;
+    }
+    if (ep->check == NULL) {
         say(h, ep, true, "cannot start active checks");
         return -1;
     }

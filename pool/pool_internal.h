@@ -115,6 +115,12 @@ bool pool_server_usable(const struct pool_server *s, uint64_t now);
 bool pool_server_healthy(const struct pool_server *s, uint64_t now);
 /* Its weight now, times 100: slow start ramps it from 10% over the window. */
 uint64_t pool_server_weight(const struct pool_server *s, uint64_t now);
+/* Out of the rotation for this worker (down, ejected, removed): its idle connections close. */
+static inline bool
+pool_server_out(const struct pool_server *s)
+{
+    return s->gone || !s->fit;
+}
 /* Back and warming up its connections: it takes traffic soon, so requests for it wait. */
 bool pool_server_coming(const struct pool_server *s);
 /* No healthy (or warming) server and panic fail_fast: requests fail at once. */

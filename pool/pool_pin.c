@@ -127,7 +127,7 @@ return_to_pool(struct pool_conn *conn)
     struct pool_server *s = conn->server;
     struct pool_cluster *c = s->cluster;
 
-    if (s->nconns >= c->cfg->pool.max_connections || c->closing) {
+    if (s->nconns >= c->cfg->pool.max_connections || c->closing || pool_server_out(s)) {
         pool_conn_close(conn);
         return;
     }

@@ -280,6 +280,27 @@ fail_queue(struct pool_cluster *c, enum pool_result result)
     }
 }
 
+/* Queued requests whose key's server is out: they fail now rather than at the queue timeout. */
+static void
+fail_shards(struct pool_cluster *c, uint64_t now)
+{
+    struct pool_req *req, *next;
+
+    for (req = TAILQ_FIRST(&c->queue); req != NULL; req = next) {
+        struct pool_server *s = req->shard != 0 ? c->slots[req->shard - 1] : NULL;
+
+        next = TAILQ_NEXT(req, link);
+        if (req->shard == 0 ||
+            (s != NULL && (pool_server_takes(c, s, now) || pool_server_coming(s)))) {
+            continue;
+        }
+        pool_dequeue(c, req);
+        c->stats.failed[POOL_UNHEALTHY]++;
+        c->h.failure(req, POOL_UNHEALTHY);
+        next = TAILQ_FIRST(&c->queue); /* the callback may have withdrawn others */
+    }
+}
+
 void
 pool_cluster_sync(struct pool_cluster *c)
 {
@@ -316,7 +337,8 @@ pool_cluster_sync(struct pool_cluster *c)
     }
     if (pool_cluster_failing_fast(c, now)) {
         fail_queue(c, POOL_UNHEALTHY);
-    } else {
-        pool_drain_queue(c, NULL);
+        return;
     }
+    fail_shards(c, now);
+    pool_drain_queue(c, NULL);
 }

@@ -22,6 +22,7 @@ struct px_server {
     struct cfg *cfg;         /* owned: the running configuration */
     const char *path;
     unsigned generation;
+    bool stopping;              /* SIGTERM or SIGINT came, maybe before the loop ran */
     struct event *sig_term;     /* owned */
     struct event *sig_int;      /* owned */
     struct event *sig_hup;      /* owned */
@@ -39,7 +40,6 @@ struct dns_name {
     struct px_server *srv;
     size_t cluster;
     size_t slot;
-    size_t naddrs; /* in the last good answer */
     bool answered;
 };
 
@@ -209,7 +209,6 @@ on_dns(void *arg, const struct sockaddr_storage *addrs, size_t n, const char *er
                     cc->servers[dn->slot].address.host, n, n == 1 ? "" : "es", list);
     }
     dn->answered = true;
-    dn->naddrs = n;
 }
 
 static void
@@ -269,13 +268,13 @@ start_dns(struct px_server *srv)
         }
         return -1;
     }
-    while (px_dns_pending(srv->dns) > 0 && evtimer_pending(wait, NULL)) {
+    while (px_dns_pending(srv->dns) > 0 && evtimer_pending(wait, NULL) && !srv->stopping) {
         if (event_base_loop(srv->base, EVLOOP_ONCE) == -1) {
             break;
         }
     }
     event_free(wait);
-    if (px_dns_pending(srv->dns) > 0) {
+    if (px_dns_pending(srv->dns) > 0 && !srv->stopping) {
         px_log_warn("dns", NULL,
                     "%zu name%s not answered within %d s; serving without them until they are",
                     px_dns_pending(srv->dns), px_dns_pending(srv->dns) == 1 ? "" : "s",
@@ -382,6 +381,7 @@ on_stop(evutil_socket_t sig, short events, void *arg)
     struct px_server *srv = arg;
 
     (void)events;
+    srv->stopping = true;
     px_log_info("server", NULL, "%s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     event_base_loopexit(srv->base, NULL);
 }
@@ -472,6 +472,10 @@ px_server_run(struct cfg *cfg, const char *path)
     log_summary(&srv, "loaded");
     if (start_health(&srv) == -1) {
         px_log_error("server", NULL, "start failed: cannot set up health checking");
+        goto out;
+    }
+    if (srv.stopping) { /* asked to stop while the first DNS answers were awaited */
+        rc = 0;
         goto out;
     }
     if (start_workers(&srv) == -1) {

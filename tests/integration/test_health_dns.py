@@ -271,3 +271,19 @@ def test_failed_lookups_keep_the_last_answer(setup):
     steady.wait_only("B", timeout=15)
     steady.finish()
     assert p.stop() == 0  # lookups may be in flight at exit: nothing leaks (sanitized builds)
+
+
+def test_sigterm_while_waiting_for_the_first_answers(sluice):
+    """A resolver that never answers: the start waits for it (up to 5 s), and a stop asked
+    for meanwhile is obeyed at once instead of being lost."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes queries, never answers
+    silent.bind(("127.0.0.1", 0))
+    try:
+        p = sluice(config(free_port(), silent.getsockname()[1], free_port()), wait=False)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert p.stop(signal.SIGTERM, timeout=5.0) == 0
+        assert time.monotonic() - t0 < 2.0
+        assert not any("server: serving with" in line for line in p.lines), "\n".join(p.lines)
+    finally:
+        silent.close()
