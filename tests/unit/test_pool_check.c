@@ -26,6 +26,9 @@
 
 #include <cmocka.h>
 
+/* pool_test_util.c: a loopback address whose port was just free (connecting is refused). */
+void pt_refused_addr(struct sockaddr_in *dead);
+
 #define MAX_CONNS 32
 #define MAX_REPORTS 16
 #define BYTES(s)                                                                                   \
@@ -232,22 +235,6 @@ srv_port(const struct server *srv)
     return ntohs(((const struct sockaddr_in *)&srv->addr)->sin_port);
 }
 
-/* A loopback address whose port was just free: connecting to it is refused. */
-static void
-refused_addr(struct sockaddr_in *dead)
-{
-    socklen_t len = sizeof(*dead);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd != -1);
-    memset(dead, 0, sizeof(*dead));
-    dead->sin_family = AF_INET;
-    dead->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)dead, sizeof(*dead)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)dead, &len), 0);
-    close(fd);
-}
-
 static int
 setup(void **state)
 {
@@ -396,7 +383,7 @@ test_tcp_refused(void **state)
     struct sockaddr_in dead;
     struct result r = {0};
 
-    refused_addr(&dead);
+    pt_refused_addr(&dead);
     check_addr(f, &a, (const struct sockaddr *)&dead, sizeof(dead), NULL, &r);
     RUN_UNTIL(f->base, r.calls > 0, 3000);
     assert_int_equal(r.calls, 1);
@@ -414,7 +401,7 @@ test_port_override(void **state)
     struct sockaddr_in dead;
     struct result r = {0};
 
-    refused_addr(&dead);
+    pt_refused_addr(&dead);
     a.port = srv_port(&f->srv);
     check_addr(f, &a, (const struct sockaddr *)&dead, sizeof(dead), NULL, &r);
     RUN_UNTIL(f->base, r.calls > 0, 3000);
