@@ -253,3 +253,32 @@ def stats_lines(proc, kind):
 
 def stats_sum(proc, kind, key):
     return sum(f.get(key, 0) for f in stats_lines(proc, kind))
+
+
+def front_back_config(listen, servers, codec="line", workers=1, pool="", timeouts="",
+                      cluster_timeouts="", listener_extra="", cluster_extra=()):
+    """A config with one listener, front on 127.0.0.1:listen, and one cluster, back, over
+    servers (ports on 127.0.0.1, or "host:port" strings); cluster_extra holds whole lines
+    of the cluster's mapping ("panic: route_all")."""
+    server_lines = "\n".join(
+        "      - { address: %s }" % (s if isinstance(s, str) else "127.0.0.1:%d" % s) for s in servers)
+    extra = list(cluster_extra)
+    if cluster_timeouts:
+        extra.append("timeouts: { %s }" % cluster_timeouts)
+    return f"""workers: {workers}
+log: {{ level: info }}
+admin: {{ bind: 127.0.0.1:{free_port()} }}
+listeners:
+  - name: front
+    bind: 127.0.0.1:{listen}
+    codec: {codec}
+    cluster: back
+    {("timeouts: { " + timeouts + " }") if timeouts else ""}
+    {listener_extra}
+clusters:
+  - name: back
+    servers:
+{server_lines}
+    pool: {{ {pool} }}
+    {(chr(10) + "    ").join(extra)}
+"""

@@ -11,31 +11,15 @@ import time
 
 import pytest
 
-from conftest import free_port, stats_sum, wait_port
+from conftest import free_port, front_back_config, stats_sum, wait_port
 
 
 def config(listen, upstream_port, codec="line", workers=1, pool="", timeouts="", cluster_timeouts="",
            listener_extra="", cluster_extra="", servers=None):
-    servers = servers or [upstream_port]
-    server_lines = "\n".join("      - { address: 127.0.0.1:%d }" % p for p in servers)
-    return f"""workers: {workers}
-log: {{ level: info }}
-admin: {{ bind: 127.0.0.1:{free_port()} }}
-listeners:
-  - name: front
-    bind: 127.0.0.1:{listen}
-    codec: {codec}
-    cluster: back
-    {("timeouts: { " + timeouts + " }") if timeouts else ""}
-    {listener_extra}
-clusters:
-  - name: back
-    servers:
-{server_lines}
-    pool: {{ {pool} }}
-    {("timeouts: { " + cluster_timeouts + " }") if cluster_timeouts else ""}
-    {cluster_extra}
-"""
+    return front_back_config(listen, servers or [upstream_port], codec=codec, workers=workers,
+                             pool=pool, timeouts=timeouts, cluster_timeouts=cluster_timeouts,
+                             listener_extra=listener_extra,
+                             cluster_extra=[cluster_extra] if cluster_extra else [])
 
 
 async def pipelined_client(port, cid, count, payload=b"", timeout=60):

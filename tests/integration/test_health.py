@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_port
+from conftest import free_port, front_back_config, wait_port
 from resp_util import SLOW, Err, Resp, start_redis
 
 HEALTH_CHECK = 'send: "HEALTH\\n", expect: "OK"'
@@ -23,39 +23,21 @@ def config(listen, servers, codec="line", balance="round_robin", retries=1, pool
            timeouts="", cluster_timeouts=""):
     """One listener, one cluster named back; servers are "host:port" strings; the health
     settings are the insides of YAML flow mappings."""
-    server_lines = "\n".join("      - { address: %s }" % s for s in servers)
     health = []
     if health_active:
         health.append("active: { %s }" % health_active)
     if health_passive:
         health.append("passive: { %s }" % health_passive)
-    extra = []
+    extra = ["balance: %s" % balance, "retries: %d" % retries]
     if health:
         extra.append("health: { %s }" % ", ".join(health))
     if panic:
         extra.append("panic: %s" % panic)
     if slow_start:
         extra.append("slow_start: %s" % slow_start)
-    if cluster_timeouts:
-        extra.append("timeouts: { %s }" % cluster_timeouts)
-    return f"""workers: {workers}
-log: {{ level: info }}
-admin: {{ bind: 127.0.0.1:{free_port()} }}
-listeners:
-  - name: front
-    bind: 127.0.0.1:{listen}
-    codec: {codec}
-    cluster: back
-    {("timeouts: { " + timeouts + " }") if timeouts else ""}
-clusters:
-  - name: back
-    balance: {balance}
-    retries: {retries}
-    servers:
-{server_lines}
-    pool: {{ {pool} }}
-    {(chr(10) + "    ").join(extra)}
-"""
+    return front_back_config(listen, servers, codec=codec, workers=workers, pool=pool,
+                             timeouts=timeouts, cluster_timeouts=cluster_timeouts,
+                             cluster_extra=extra)
 
 
 # ---- sluice's log lines ----
