@@ -507,27 +507,6 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* "127.0.0.1:6379" or "[::1]:6379": the Host header when no name is given. */
 static int
-addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-    char ip[INET6_ADDRSTRLEN];
-    const void *a;
-    unsigned port;
-    bool v6 = ss->ss_family == AF_INET6;
-
-    if (v6) {
-        a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    } else {
-        a = &((const struct sockaddr_in *)ss)->sin_addr;
-        port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    }
-    if (inet_ntop(ss->ss_family, a, ip, sizeof(ip)) == NULL) {
-        return -1;
-    }
-    return snprintf(buf, size, v6 ? "[%s]:%u" : "%s:%u", ip, port) < (int)size ? 0 : -1;
-}
-
-static int
 set_addr(struct pool_check *ck, const struct sockaddr *sa, socklen_t salen)
 {
     uint16_t port = htons((uint16_t)ck->cfg->port);
@@ -562,7 +541,7 @@ build_request(struct pool_check *ck, const char *host)
     if (h->host != NULL) {
         host = h->host;
     } else if (host == NULL || host[0] == '\0') {
-        if (addr_text(&ck->sa, addr, sizeof(addr)) == -1) {
+        if (pool_addr_text(&ck->sa, true, addr, sizeof(addr)) == -1) {
             return -1;
         }
         host = addr;

@@ -7,8 +7,8 @@
 #include "pool_health.h"
 #include "pool_check.h"
 #include "pool_internal.h"
+#include "pool_io.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -341,9 +341,7 @@ endpoint_new(struct pool_health *h, size_t slot, const struct sockaddr_storage *
 {
     const struct cfg_server *srv = &h->cfg->servers[slot];
     struct pool_endpoint *ep = calloc(1, sizeof(*ep));
-    char ip[INET6_ADDRSTRLEN] = "?";
-    const void *raw;
-    unsigned port;
+    char ip[INET6_ADDRSTRLEN + 2];
 
     if (ep == NULL) {
         return NULL;
@@ -353,23 +351,12 @@ endpoint_new(struct pool_health *h, size_t slot, const struct sockaddr_storage *
     ep->slot = slot;
     ep->salen = addr_len(ss);
     memcpy(&ep->sa, ss, ep->salen);
-    if (ss->ss_family == AF_INET6) {
-        raw = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    } else {
-        raw = &((const struct sockaddr_in *)ss)->sin_addr;
-        port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    }
-    if (inet_ntop(ss->ss_family, raw, ip, sizeof(ip)) == NULL) {
-        snprintf(ip, sizeof(ip), "?");
-    }
     if (srv->address.kind == CFG_ADDR_NAME) {
-        snprintf(ep->text, sizeof(ep->text), "%s=%s%s%s", srv->address.text,
-                 ss->ss_family == AF_INET6 ? "[" : "", ip, ss->ss_family == AF_INET6 ? "]" : "");
+        (void)pool_addr_text(ss, false, ip, sizeof(ip)); /* "?" if it cannot be printed */
+        snprintf(ep->text, sizeof(ep->text), "%s=%s", srv->address.text, ip);
     } else {
         snprintf(ep->text, sizeof(ep->text), "%s", srv->address.text);
     }
-    (void)port;
     atomic_init(&ep->up, !h->cfg->health.active.enabled ||
                              h->cfg->health.active.initial == CFG_INITIAL_HEALTHY);
     atomic_init(&ep->ejected, false);

@@ -1,8 +1,7 @@
 #include "px_log.h"
+#include "pool/pool_io.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -26,25 +25,12 @@ px_log_peer(int fd, char *buf, size_t size)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
 
-    snprintf(buf, size, "?");
     if (fd == -1 || getpeername(fd, (struct sockaddr *)&ss, &len) == -1) {
+        snprintf(buf, size, "?");
         return buf;
     }
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-
-        if (inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host)) != NULL) {
-            snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
-        }
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-
-        if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host)) != NULL) {
-            snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
-        }
-    }
+    (void)pool_addr_text(&ss, true, buf, size); /* "?" if it cannot be printed */
     return buf;
 }
 

@@ -3,10 +3,10 @@
 #include "proxy/px_log.h"
 
 #include "pool/pool_health.h"
+#include "pool/pool_io.h"
 #include "proxy/px_dns.h"
 #include "proxy/px_worker.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 
 #include <event2/event.h>
@@ -163,15 +163,10 @@ addr_list(char *buf, size_t size, const struct sockaddr_storage *addrs, size_t n
 
     buf[0] = '\0';
     for (i = 0; i < n && used < size; i++) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        const void *raw = addrs[i].ss_family == AF_INET6
-                              ? (const void *)&((const struct sockaddr_in6 *)&addrs[i])->sin6_addr
-                              : (const void *)&((const struct sockaddr_in *)&addrs[i])->sin_addr;
+        char ip[INET6_ADDRSTRLEN + 2];
         int k;
 
-        if (inet_ntop(addrs[i].ss_family, raw, ip, sizeof(ip)) == NULL) {
-            snprintf(ip, sizeof(ip), "?");
-        }
+        (void)pool_addr_text(&addrs[i], false, ip, sizeof(ip)); /* "?" if it cannot be printed */
         k = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "", ip);
         if (k < 0) {
             break;
