@@ -1,5 +1,6 @@
 #include "px_dns.h"
 #include "config/cfg.h"
+#include "config/cfg_arena.h"
 #include "proxy/px_log.h"
 
 #include <arpa/inet.h>
@@ -98,23 +99,12 @@ static pthread_mutex_t asked_lock = PTHREAD_MUTEX_INITIALIZER;
 static LIST_HEAD(, query) asked = LIST_HEAD_INITIALIZER(asked);
 static uintptr_t last_ticket;
 
-static void *
-xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size);
-    if (p == NULL) {
-        fprintf(stderr, "sluice: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static char *
 xstrdup(const char *s)
 {
     size_t len = strlen(s) + 1;
 
-    return memcpy(xrealloc(NULL, len), s, len);
+    return memcpy(cfg_xmalloc(len), s, len);
 }
 
 /* ---- the ticket list ---- */
@@ -181,7 +171,7 @@ add_addr(struct px_dns_watch *w, int family, const void *addr)
 
     if (w->nfound == w->capfound) {
         w->capfound *= 2;
-        w->found = xrealloc(w->found, w->capfound * sizeof(*w->found));
+        w->found = cfg_xrealloc(w->found, w->capfound * sizeof(*w->found));
     }
     ss = &w->found[w->nfound++];
     memset(ss, 0, sizeof(*ss));
@@ -241,7 +231,7 @@ add_host(struct px_dns *d, const char *name, int family, const unsigned char add
 {
     struct host_entry *e;
 
-    d->hosts = xrealloc(d->hosts, (d->nhosts + 1) * sizeof(*d->hosts));
+    d->hosts = cfg_xrealloc(d->hosts, (d->nhosts + 1) * sizeof(*d->hosts));
     e = &d->hosts[d->nhosts++];
     e->name = xstrdup(name);
     e->family = family;
@@ -446,7 +436,7 @@ px_dns_watch(struct px_dns *d, const char *host, uint16_t port, uint64_t interva
         px_log_error("dns", NULL, "cannot watch an empty name");
         return NULL;
     }
-    w = xrealloc(NULL, sizeof(*w));
+    w = cfg_xmalloc(sizeof(*w));
     memset(w, 0, sizeof(*w));
     w->d = d;
     w->host = xstrdup(host);
@@ -457,7 +447,7 @@ px_dns_watch(struct px_dns *d, const char *host, uint16_t port, uint64_t interva
     w->q[0].w = w;
     w->q[1].w = w;
     w->capfound = 8; /* never NULL, even with no address: fn may memcpy n == 0 of them */
-    w->found = xrealloc(NULL, w->capfound * sizeof(*w->found));
+    w->found = cfg_xmalloc(w->capfound * sizeof(*w->found));
     w->fixed = answer_locally(w);
     /* The first answer, too, comes from the loop: never before this returns. */
     w->timer = evtimer_new(d->base, on_timer, w);
@@ -548,7 +538,7 @@ system_resolvers(struct px_dns *d)
 struct px_dns *
 px_dns_new(struct event_base *base, const struct cfg *cfg)
 {
-    struct px_dns *d = xrealloc(NULL, sizeof(*d));
+    struct px_dns *d = cfg_xmalloc(sizeof(*d));
 
     memset(d, 0, sizeof(*d));
     d->base = base;
