@@ -711,8 +711,8 @@ pool_maintain(struct pool_server *s)
         pool_server_reap(s); /* s may be freed */
         return;
     }
-    if (!pool_endpoint_fit(s->ep)) {
-        return; /* no warm connections to a server that is down; its return brings them */
+    if (pool_server_out(s) || !pool_endpoint_fit(s->ep)) {
+        return; /* no warm connections to a server that is out; its return brings them */
     }
     if (!pool_server_usable(s, now)) {
         struct timeval tv = pool_tv_ms(s->down_until - now);

@@ -241,7 +241,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
             struct pool_server *s = c->slots[req->shard - 1];
             uint64_t now = pool_now_ms();
 
-            if (s == NULL || (!pool_server_takes(c, s, now) && !pool_server_coming(s))) {
+            if (!pool_server_wanted(c, s, now)) {
                 why = POOL_UNHEALTHY;
             } else if (s->nconns == 0 && !pool_server_usable(s, now)) {
                 why = POOL_CONNECT_FAILED; /* its only server is backing off */
@@ -372,9 +372,9 @@ pool_cancel(struct pool_req *req)
         if (conn == NULL) { /* on the failing list */
             TAILQ_REMOVE(&req->cluster->failing, req, link);
         } else {
-            TAILQ_REMOVE(&conn->fifo, req, link);
             struct pool_server *s = conn->server;
 
+            TAILQ_REMOVE(&conn->fifo, req, link);
             conn->nfifo--;
             conn->nreq--;
             s->inflight--;

@@ -123,10 +123,16 @@ pool_server_out(const struct pool_server *s)
 }
 /* Back and warming up its connections: it takes traffic soon, so requests for it wait. */
 bool pool_server_coming(const struct pool_server *s);
-/* No healthy (or warming) server and panic fail_fast: requests fail at once. */
-bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
 /* Whether requests may go to s at all (healthy, or every server in a route_all panic). */
 bool pool_server_takes(struct pool_cluster *c, const struct pool_server *s, uint64_t now);
+/* Requests for s may go to it now (it takes them) or wait for it (it is coming back). */
+static inline bool
+pool_server_wanted(struct pool_cluster *c, const struct pool_server *s, uint64_t now)
+{
+    return s != NULL && (pool_server_takes(c, s, now) || pool_server_coming(s));
+}
+/* No healthy (or warming) server and panic fail_fast: requests fail at once. */
+bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
 uint64_t pool_now_ms(void);
 uint64_t pool_random(struct pool_cluster *c);
 

@@ -31,10 +31,9 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
     if (shard != 0) {
         s = c->slots[shard - 1];
     } else {
-        s = c->nservers <= 1 ? (c->nservers == 1 ? c->servers[0] : NULL)
-                             : c->balancer->pick(c, NULL);
+        s = c->nservers == 1 ? c->servers[0] : c->balancer->pick(c, NULL); /* none: NULL */
     }
-    if (s == NULL || (!pool_server_takes(c, s, now) && !pool_server_coming(s))) {
+    if (!pool_server_wanted(c, s, now)) {
         *why = POOL_UNHEALTHY;
         return NULL;
     }
@@ -174,7 +173,7 @@ pool_pin_release(struct pool_conn *conn)
     conn->release = 0;
     conn->expect = 0;
     if (mode == POOL_UNPIN_CLOSE || !clean || conn->server->cluster->closing ||
-        conn->server->gone || !conn->server->fit) {
+        pool_server_out(conn->server)) {
         pool_conn_close(conn);
     } else if (mode == POOL_UNPIN_RESET && h->reset_replies > 0) {
         pool_conn_setup(conn, h->reset, h->reset_len, h->reset_replies);

@@ -290,8 +290,7 @@ fail_shards(struct pool_cluster *c, uint64_t now)
         struct pool_server *s = req->shard != 0 ? c->slots[req->shard - 1] : NULL;
 
         next = TAILQ_NEXT(req, link);
-        if (req->shard == 0 ||
-            (s != NULL && (pool_server_takes(c, s, now) || pool_server_coming(s)))) {
+        if (req->shard == 0 || pool_server_wanted(c, s, now)) {
             continue;
         }
         pool_dequeue(c, req);
