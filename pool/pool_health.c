@@ -468,7 +468,7 @@ pool_health_set(struct pool_health *h, size_t slot, const struct sockaddr_storag
         }
         changed(h);
     }
-    nadd = 0;
+    nadd = 0; /* the list owns them now: nothing for the cleanup below to free */
 out:
     for (i = 0; i < nadd; i++) {
         pool_check_free(add[i]->check);
