@@ -136,6 +136,12 @@ struct cfg_log {
 
 struct cfg_admin {
     struct cfg_addr bind;
+    char *token_file;       /* NULL: no token asked */
+    struct cfg_bytes token; /* the file's contents, read at load */
+};
+
+struct cfg_shutdown {
+    uint64_t drain_timeout_ms;
 };
 
 struct cfg_listener_timeouts {
@@ -303,6 +309,7 @@ struct cfg {
     uint32_t workers; /* 0: one per CPU ("auto") */
     struct cfg_log log;
     struct cfg_admin admin;
+    struct cfg_shutdown shutdown;
     struct cfg_listener *listeners;
     size_t nlisteners;
     struct cfg_cluster *clusters;
@@ -325,6 +332,13 @@ void cfg_free(struct cfg *cfg);
 
 /* Print the effective config (every default filled in) as YAML that loads back to the same. */
 int cfg_dump(const struct cfg *cfg, FILE *out);
+/*
+ * Whether two sections say the same, every default and secret file's
+ * contents included (a reload keeps what did not change). A listener's
+ * cluster is compared by name. False when out of memory.
+ */
+bool cfg_cluster_same(const struct cfg_cluster *a, const struct cfg_cluster *b);
+bool cfg_listener_same(const struct cfg_listener *a, const struct cfg_listener *b);
 
 /* Print the configuration reference (markdown) generated from the key table. */
 int cfg_reference(FILE *out);

@@ -551,6 +551,12 @@ cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
         resolve_cluster(&ck, "udp", i, cfg->udp[i].cluster_name, &cfg->udp[i].cluster);
     }
     check_binds(&ck);
+    if (cfg->admin.token_file != NULL) {
+        const struct cfg_node *admin = cfg_node_get(root, "admin");
+
+        read_secret(&ck, admin != NULL ? under(admin, "token_file") : root, "admin.token_file",
+                    cfg->admin.token_file, &cfg->admin.token);
+    }
     check_codecs(&ck);
     check_resp(&ck);
     for (i = 0; i < cfg->nclusters; i++) {

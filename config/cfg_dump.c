@@ -8,6 +8,8 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct out {
@@ -326,6 +328,77 @@ cfg_dump(const struct cfg *cfg, FILE *out)
     fprintf(out, "# effective configuration of %s\n", cfg->file);
     dump_map(&o, &cfg_root_table, cfg, 0, 0);
     return ferror(out) ? -1 : 0;
+}
+
+/* ---- comparing sections, for a reload ---- */
+
+static const struct cfg_table *
+root_list(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < cfg_root_table.nkeys; i++) {
+        if (strcmp(cfg_root_table.keys[i].name, key) == 0) {
+            return cfg_root_table.keys[i].sub;
+        }
+    }
+    return NULL;
+}
+
+/* base's section as the dump writes it (malloc'd), or NULL when out of memory. */
+static char *
+dump_text(const struct cfg_table *t, const void *base, size_t *len)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    struct out o = {f, false};
+
+    if (f == NULL) {
+        return NULL;
+    }
+    dump_map(&o, t, base, 0, 0);
+    if (ferror(f)) {
+        fclose(f);
+        free(text);
+        return NULL;
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static bool
+bytes_equal(const struct cfg_bytes *a, const struct cfg_bytes *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
+}
+
+static bool
+same(const char *list, const void *a, const void *b)
+{
+    const struct cfg_table *t = root_list(list);
+    size_t alen = 0, blen = 0;
+    char *at = t != NULL ? dump_text(t, a, &alen) : NULL;
+    char *bt = t != NULL ? dump_text(t, b, &blen) : NULL;
+    bool eq = at != NULL && bt != NULL && alen == blen && memcmp(at, bt, alen) == 0;
+
+    free(at);
+    free(bt);
+    return eq;
+}
+
+bool
+cfg_cluster_same(const struct cfg_cluster *a, const struct cfg_cluster *b)
+{
+    return same("clusters", a, b) && bytes_equal(&a->resp.password, &b->resp.password);
+}
+
+bool
+cfg_listener_same(const struct cfg_listener *a, const struct cfg_listener *b)
+{
+    return same("listeners", a, b) && bytes_equal(&a->resp.auth.password, &b->resp.auth.password);
 }
 
 /* ---- the reference ---- */

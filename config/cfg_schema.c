@@ -125,8 +125,18 @@ static const struct cfg_key admin_keys[] = {
      .off = offsetof(struct cfg_admin, bind),
      .def = "127.0.0.1:9901",
      .doc = "Address of the admin endpoint (/metrics, /healthz, /readyz, /status)."},
+    KIND(struct cfg_admin, "token_file", CFG_K_PATH, token_file, 0,
+         "A file holding a bearer token: every request must then send \"Authorization: Bearer "
+         "<token>\" (/healthz included). Read at start and on each reload."),
 };
 static TABLE(admin_table, "admin", admin_keys);
+
+static const struct cfg_key shutdown_keys[] = {
+    DUR(struct cfg_shutdown, "drain_timeout", drain_timeout_ms, "10s", 0,
+        "On SIGTERM or SIGINT: how long clients get to receive the replies to what they sent "
+        "before sluice exits anyway (a second signal exits at once)."),
+};
+static TABLE(shutdown_table, "shutdown", shutdown_keys);
 
 /* ---- codecs ---- */
 
@@ -524,6 +534,7 @@ static const struct cfg_key root_keys[] = {
             "CPU) or 1 to 256."},
     BLOCK(struct cfg, "log", CFG_K_BLOCK, log, log_table, "Logging to standard error."),
     BLOCK(struct cfg, "admin", CFG_K_BLOCK, admin, admin_table, "The admin endpoint."),
+    BLOCK(struct cfg, "shutdown", CFG_K_BLOCK, shutdown, shutdown_table, "Graceful shutdown."),
     LIST(struct cfg, "listeners", listeners, nlisteners, struct cfg_listener, listener_table, 0, 0,
          "TCP listeners."),
     LIST(struct cfg, "clusters", clusters, nclusters, struct cfg_cluster, cluster_table, 0, 0,

@@ -54,6 +54,37 @@ pool_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Upper bounds of the latency buckets: 100us to 10s, as Prometheus buckets. */
+const uint64_t pool_latency_us[POOL_LATENCY_BUCKETS] = {
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+
+/* The loop's cached clock (one read per loop turn), in microseconds. */
+uint64_t
+pool_now_us(const struct pool_cluster *c)
+{
+    struct timeval tv;
+
+    if (event_base_gettimeofday_cached(c->base, &tv) == -1) {
+        return 0;
+    }
+    return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+static void
+record_latency(struct pool_cluster *c, const struct pool_req *req)
+{
+    uint64_t now = pool_now_us(c), us = now > req->submit_us ? now - req->submit_us : 0;
+    size_t i = 0;
+
+    while (i < POOL_LATENCY_BUCKETS && us > pool_latency_us[i]) {
+        i++;
+    }
+    POOL_STAT_INC(c->stats->latency[i]);
+    POOL_STAT_ADD(c->stats->latency_sum_us, us);
+}
+
 uint64_t
 pool_random(struct pool_cluster *c)
 {
@@ -125,11 +156,15 @@ pool_conn_detach(struct pool_conn *conn)
     if (conn->kind == CONN_SHARED) {
         TAILQ_REMOVE(&s->conns, conn, link);
         s->nconns--;
-        s->cluster->stats.conns_active--;
+        POOL_STAT_DEC(s->cluster->stats->conns_active);
     } else if (conn->kind == CONN_PINNED) {
         TAILQ_REMOVE(&s->pinned, conn, link);
         s->npinned--;
-        s->cluster->stats.pinned--;
+        POOL_STAT_DEC(s->cluster->stats->pinned);
+    }
+    if (conn->idle_counted) {
+        POOL_STAT_DEC(s->cluster->stats->conns_idle);
+        conn->idle_counted = false;
     }
 }
 
@@ -179,16 +214,16 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
     if (kind == CONN_PINNED) {
         TAILQ_INSERT_TAIL(&s->pinned, conn, link);
         s->npinned++;
-        c->stats.pinned++;
+        POOL_STAT_INC(c->stats->pinned);
     } else if (kind == CONN_SHARED) {
         TAILQ_INSERT_TAIL(&s->conns, conn, link);
         s->nconns++;
-        c->stats.conns_active++;
-        if (s->nconns > c->stats.max_conns_seen) {
-            c->stats.max_conns_seen = s->nconns;
+        POOL_STAT_INC(c->stats->conns_active);
+        if (s->nconns > POOL_STAT_GET(c->stats->max_conns_seen)) {
+            POOL_STAT_SET(c->stats->max_conns_seen, s->nconns);
         }
     }
-    c->stats.conns_opened++;
+    POOL_STAT_INC(c->stats->conns_opened);
     return conn;
 }
 
@@ -201,7 +236,7 @@ pool_conn_close(struct pool_conn *conn)
     pool_conn_detach(conn);
     close(conn->fd);
     pool_conn_free(conn);
-    s->cluster->stats.conns_closed++;
+    POOL_STAT_INC(s->cluster->stats->conns_closed);
     pool_maintain(s);
 }
 
@@ -244,6 +279,14 @@ pool_conn_rev_arm(struct pool_conn *conn)
         return;
     }
     conn->rev_mode = (uint8_t)mode;
+    if (conn->idle_counted != (mode == REV_IDLE && conn->kind == CONN_SHARED)) {
+        conn->idle_counted = !conn->idle_counted;
+        if (conn->idle_counted) {
+            POOL_STAT_INC(conn->server->cluster->stats->conns_idle);
+        } else {
+            POOL_STAT_DEC(conn->server->cluster->stats->conns_idle);
+        }
+    }
 }
 
 /* Write what is buffered; arm the write event for the rest. Return -1 if conn failed. */
@@ -416,7 +459,7 @@ conn_ready(struct pool_conn *conn)
         s->inflight--;
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
-        c->stats.leases++;
+        POOL_STAT_INC(c->stats->leases);
         c->h.leased(req, conn->fd);
         free(conn);
         pool_server_reap(s); /* removed by DNS while it connected: s may be freed */
@@ -475,7 +518,7 @@ on_write(evutil_socket_t fd, short what, void *arg)
         struct pool_server *s = conn->server;
 
         pool_server_failed(s);
-        s->cluster->stats.connect_failures++;
+        POOL_STAT_INC(s->cluster->stats->connect_failures);
         event_ms(s->cluster, POOL_EV_CONNECT_FAILED, s, strerror(err));
         pool_conn_fail(conn, POOL_CONNECT_FAILED, strerror(err));
         return;
@@ -545,8 +588,9 @@ deliver(struct pool_conn *conn)
         conn->server->inflight--;
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
-        c->stats.responses++;
+        POOL_STAT_INC(c->stats->responses);
         pool_health_success(conn->server->ep);
+        record_latency(c, req);
         c->h.response(req, conn->in, (size_t)n);
     }
     return 0;
@@ -658,13 +702,13 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         TAILQ_INSERT_TAIL(&c->failing, req, link);
     }
     pool_conn_free(conn);
-    c->stats.conns_closed++;
+    POOL_STAT_INC(c->stats->conns_closed);
     if (result == POOL_CONNECT_FAILED || result == POOL_UPSTREAM_ERROR || result == POOL_TIMEOUT ||
         result == POOL_MALFORMED || result == POOL_REFUSED) {
         pool_health_failure(s->ep); /* passive ejection counts what traffic sees */
     }
     if (result == POOL_REFUSED) {
-        c->stats.connect_failures++;
+        POOL_STAT_INC(c->stats->connect_failures);
         event_ms(c, POOL_EV_CONNECT_FAILED, s, detail);
     } else if (lost && result != POOL_CONNECT_FAILED) {
         event_ms(c, POOL_EV_CONN_LOST, s, detail != NULL ? detail : pool_result_str[result]);
@@ -679,7 +723,7 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
             pool_retry_or_fail(c, req, result);
         } else {
             req->state = POOL_REQ_NEW;
-            c->stats.failed[result]++;
+            POOL_STAT_INC(c->stats->failed[result]);
             c->h.failure(req, result);
         }
     }
@@ -810,7 +854,7 @@ pool_cluster_nservers(const struct pool_cluster *c)
 
 struct pool_cluster *
 pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg, struct pool_health *health,
-                 const struct pool_handler *h)
+                 const struct pool_handler *h, struct pool_stats *stats)
 {
     struct pool_cluster *c = calloc(1, sizeof(*c));
 
@@ -821,6 +865,7 @@ pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg, struct 
     c->cfg = cfg;
     c->health = health;
     c->h = *h;
+    c->stats = stats != NULL ? stats : &c->own;
     c->balancer = pool_balancer_for(cfg->balance);
     TAILQ_INIT(&c->queue);
     TAILQ_INIT(&c->failing);
@@ -900,7 +945,7 @@ pool_cluster_free(struct pool_cluster *c)
 const struct pool_stats *
 pool_cluster_stats(const struct pool_cluster *c)
 {
-    return &c->stats;
+    return c->stats;
 }
 
 const char *
@@ -912,5 +957,16 @@ pool_cluster_name(const struct pool_cluster *c)
 unsigned
 pool_cluster_conns(const struct pool_cluster *c)
 {
-    return (unsigned)c->stats.conns_active;
+    const struct pool_server *s;
+    unsigned n = 0;
+    size_t i;
+
+    for (i = 0; i < c->nservers; i++) {
+        n += c->servers[i]->nconns;
+    }
+    TAILQ_FOREACH(s, &c->draining, link)
+    {
+        n += s->nconns;
+    }
+    return n;
 }

@@ -22,6 +22,8 @@
 
 #include "config/cfg.h"
 
+#include "pool/pool_stat.h"
+
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
@@ -50,24 +52,35 @@ enum pool_result {
 
 extern const char *const pool_result_str[POOL_RESULT_MAX];
 
-/* Per-cluster, per-worker counters; only the owning worker writes them. */
+/*
+ * Per-cluster, per-worker counters; only the owning worker writes them (pool_stat.h).
+ * The block may be shared by successive pools of the same cluster in one worker
+ * (a reload), so counters run on and gauges add up.
+ */
+#define POOL_LATENCY_BUCKETS 16
+extern const uint64_t pool_latency_us[POOL_LATENCY_BUCKETS];
 struct pool_stats {
-    uint64_t conns_opened;
-    uint64_t conns_closed;
-    uint64_t conns_active;
-    uint64_t connect_failures;
-    uint64_t requests;
-    uint64_t responses;
-    uint64_t failed[POOL_RESULT_MAX];
-    uint64_t retries;
-    uint64_t canceled; /* withdrawn before they were written (their client left) */
-    uint64_t queued;
-    uint64_t queue_depth;
-    uint64_t leases;
-    uint64_t pins;           /* connections pinned to a client */
-    uint64_t pinned;         /* pinned now */
-    uint64_t unpin_resets;   /* pinned connections cleaned and returned to the pool */
-    uint64_t max_conns_seen; /* most connections open at once, per server */
+    _Atomic uint64_t conns_opened;
+    _Atomic uint64_t conns_closed;
+    _Atomic uint64_t conns_active; /* open now, connecting included (shared, not pinned) */
+    _Atomic uint64_t conns_idle;   /* open now with nothing in flight */
+    _Atomic uint64_t connect_failures;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t responses;
+    _Atomic uint64_t failed[POOL_RESULT_MAX];
+    _Atomic uint64_t retries;
+    _Atomic uint64_t canceled; /* withdrawn before they were written (their client left) */
+    _Atomic uint64_t queued;
+    _Atomic uint64_t queue_depth;
+    _Atomic uint64_t leases;
+    _Atomic uint64_t pins;           /* connections pinned to a client */
+    _Atomic uint64_t pinned;         /* pinned now */
+    _Atomic uint64_t unpin_resets;   /* pinned connections cleaned and returned to the pool */
+    _Atomic uint64_t max_conns_seen; /* most connections open at once, per server */
+    /* Responses by time from submit to response: latency[i] counts those at or under
+     * pool_latency_us[i] and over the bound before (the last: over every bound). */
+    _Atomic uint64_t latency[POOL_LATENCY_BUCKETS + 1];
+    _Atomic uint64_t latency_sum_us;
 };
 
 enum pool_req_state {
@@ -94,6 +107,7 @@ struct pool_req {
     struct pool_req *after;
     uint32_t shard; /* set by the owner: pool_cluster_shard()'s value for its key; 0: any server */
     uint64_t queued_ms;
+    uint64_t submit_us; /* pool_submit() time, for the latency histogram */
     uint16_t tries;
     uint8_t state;     /* enum pool_req_state */
     uint8_t exclusive; /* a lease: wants a whole connection */
@@ -170,10 +184,12 @@ struct pool_handler {
 
 /*
  * Create a cluster's pool for one worker, its servers the endpoints of the
- * cluster's shared health (pool_health.h) as they are now.
+ * cluster's shared health (pool_health.h) as they are now. Its counters go to
+ * stats (borrowed; NULL: a block of its own).
  */
 struct pool_cluster *pool_cluster_new(struct event_base *base, const struct cfg_cluster *cfg,
-                                      struct pool_health *health, const struct pool_handler *h);
+                                      struct pool_health *health, const struct pool_handler *h,
+                                      struct pool_stats *stats);
 /*
  * Catch up with the shared health, on the worker's thread, after the main
  * thread said something changed: servers added (DNS) get pools, removed ones
@@ -254,7 +270,7 @@ void pool_unpin(struct pool_conn *conn, enum pool_unpin_mode mode);
 
 const struct pool_stats *pool_cluster_stats(const struct pool_cluster *c);
 const char *pool_cluster_name(const struct pool_cluster *c);
-/* Connections open now to each server, for tests and status. */
+/* Shared connections open now (connecting included), over every server. */
 unsigned pool_cluster_conns(const struct pool_cluster *c);
 
 #endif

@@ -140,16 +140,17 @@ arm_queue_timer(struct pool_cluster *c)
 static enum pool_result
 enqueue(struct pool_cluster *c, struct pool_req *req)
 {
-    if (c->stats.queue_depth >= c->cfg->pool.queue.max) {
+    if (c->nqueued >= c->cfg->pool.queue.max) {
         return POOL_QUEUE_FULL;
     }
     req->state = POOL_REQ_QUEUED;
     req->conn = NULL;
     req->queued_ms = pool_now_ms();
     TAILQ_INSERT_TAIL(&c->queue, req, link);
-    c->stats.queue_depth++;
-    c->stats.queued++;
-    if (c->stats.queue_depth == 1) {
+    c->nqueued++;
+    POOL_STAT_INC(c->stats->queue_depth);
+    POOL_STAT_INC(c->stats->queued);
+    if (c->nqueued == 1) {
         arm_queue_timer(c);
     }
     return POOL_OK;
@@ -159,7 +160,8 @@ void
 pool_dequeue(struct pool_cluster *c, struct pool_req *req)
 {
     TAILQ_REMOVE(&c->queue, req, link);
-    c->stats.queue_depth--;
+    c->nqueued--;
+    POOL_STAT_DEC(c->stats->queue_depth);
     req->state = POOL_REQ_NEW;
 }
 
@@ -219,7 +221,7 @@ pool_on_queue_timer(evutil_socket_t fd, short what, void *arg)
     while ((req = TAILQ_FIRST(&c->queue)) != NULL &&
            now - req->queued_ms >= c->cfg->pool.queue.timeout_ms) {
         pool_dequeue(c, req);
-        c->stats.failed[POOL_QUEUE_TIMEOUT]++;
+        POOL_STAT_INC(c->stats->failed[POOL_QUEUE_TIMEOUT]);
         c->h.failure(req, POOL_QUEUE_TIMEOUT);
     }
     arm_queue_timer(c);
@@ -230,8 +232,9 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
 {
     struct pool_conn *conn = NULL;
 
-    c->stats.requests++;
+    POOL_STAT_INC(c->stats->requests);
     req->cluster = c;
+    req->submit_us = pool_now_us(c);
     req->tries = 0;
     req->exclusive = 0;
     if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
@@ -253,7 +256,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
         }
         if (why != POOL_OK) {
             evbuffer_drain(src, len); /* fail fast rather than wait for a server */
-            c->stats.failed[why]++;
+            POOL_STAT_INC(c->stats->failed[why]);
             return why;
         }
     }
@@ -265,7 +268,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
         evbuffer_remove_buffer(src, req->frame, len);
     }
     if (enqueue(c, req) != POOL_OK) {
-        c->stats.failed[POOL_QUEUE_FULL]++;
+        POOL_STAT_INC(c->stats->failed[POOL_QUEUE_FULL]);
         return POOL_QUEUE_FULL;
     }
     return POOL_OK;
@@ -283,7 +286,7 @@ lease_from(struct pool_server *s, struct pool_req *req, int *fd)
             *fd = conn->fd;
             pool_conn_detach(conn);
             pool_conn_free(conn);
-            s->cluster->stats.leases++;
+            POOL_STAT_INC(s->cluster->stats->leases);
             pool_maintain(s); /* the pool keeps its warm connections */
             return 1;
         }
@@ -321,7 +324,7 @@ pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_resul
         int fd;
 
         req->tries++;
-        c->stats.retries++;
+        POOL_STAT_INC(c->stats->retries);
         if (req->exclusive) {
             s = c->balancer->pick(c, req->last);
             if (s != NULL) {
@@ -352,7 +355,7 @@ pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_resul
             }
         }
     }
-    c->stats.failed[result]++;
+    POOL_STAT_INC(c->stats->failed[result]);
     c->h.failure(req, result);
 }
 
@@ -366,7 +369,7 @@ pool_cancel(struct pool_req *req)
         return 0;
     case POOL_REQ_QUEUED:
         pool_dequeue(req->cluster, req);
-        req->cluster->stats.canceled++;
+        POOL_STAT_INC(req->cluster->stats->canceled);
         return 0;
     case POOL_REQ_ASSIGNED:
         if (conn == NULL) { /* on the failing list */
@@ -381,13 +384,13 @@ pool_cancel(struct pool_req *req)
             if (conn->kind == CONN_LEASE) {
                 close(conn->fd);
                 pool_conn_free(conn);
-                req->cluster->stats.conns_closed++;
+                POOL_STAT_INC(req->cluster->stats->conns_closed);
                 pool_server_reap(s); /* removed by DNS while it connected */
             }
         }
         req->state = POOL_REQ_NEW;
         req->conn = NULL;
-        req->cluster->stats.canceled++;
+        POOL_STAT_INC(req->cluster->stats->canceled);
         return 0;
     case POOL_REQ_SENT:
     case POOL_REQ_FAILING:

@@ -35,7 +35,8 @@ struct pool_health {
     struct event *eject_timer; /* owned: the next ejection to end */
     struct pool_health_stats stats;
     bool started;
-    bool panicking; /* logged that no server is healthy */
+    bool panicking;    /* logged that no server is healthy */
+    atomic_uint users; /* pools holding it */
 };
 
 static void say(struct pool_health *h, const struct pool_endpoint *ep, bool warn, const char *fmt,
@@ -208,6 +209,7 @@ eject(struct pool_health *h, struct pool_endpoint *ep)
     ep->await_check = false;
     atomic_store(&ep->ejected, true);
     h->stats.ejections++;
+    ep->ejections_total++;
     say(h, ep, true, "server ejected for %llums: %u failures in a row (ejection %u)",
         (unsigned long long)ms, fails, ep->ejections);
     return true;
@@ -557,6 +559,30 @@ pool_health_start(struct pool_health *h)
         }
     }
     return 0;
+}
+
+void
+pool_health_inherit(struct pool_health *h, const struct pool_health *old)
+{
+    h->stats = old->stats;
+}
+
+void
+pool_health_hold(struct pool_health *h)
+{
+    atomic_fetch_add_explicit(&h->users, 1, memory_order_relaxed);
+}
+
+void
+pool_health_release(struct pool_health *h)
+{
+    atomic_fetch_sub_explicit(&h->users, 1, memory_order_release);
+}
+
+unsigned
+pool_health_users(const struct pool_health *h)
+{
+    return atomic_load_explicit(&h->users, memory_order_acquire);
 }
 
 void

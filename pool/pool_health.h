@@ -53,9 +53,10 @@ struct pool_endpoint {
     atomic_uint fails; /* failures in a row seen by traffic */
     atomic_uint refs;  /* the health's list, plus one per worker's server */
     /* main thread only */
-    unsigned passes; /* active checks passed in a row */
-    unsigned failed; /* active checks failed in a row */
-    unsigned ejections;
+    unsigned passes;    /* active checks passed in a row */
+    unsigned failed;    /* active checks failed in a row */
+    unsigned ejections; /* in a row: the next ejection lasts longer */
+    uint64_t ejections_total;
     uint64_t ejected_until;
     uint64_t returned; /* ms it last returned from ejection */
     bool await_check;  /* ejection over; returns on the next passing check */
@@ -103,6 +104,15 @@ void pool_health_free(struct pool_health *h);
 
 const struct cfg_cluster *pool_health_cfg(const struct pool_health *h);
 const struct pool_health_stats *pool_health_stats(const struct pool_health *h);
+/* Carry the counters of the health h replaces (a reload changed its cluster). */
+void pool_health_inherit(struct pool_health *h, const struct pool_health *old);
+/*
+ * Pools using h, from any thread: the main thread frees h only once a reload
+ * has replaced it and no worker's pool holds it any more.
+ */
+void pool_health_hold(struct pool_health *h);
+void pool_health_release(struct pool_health *h);
+unsigned pool_health_users(const struct pool_health *h);
 void pool_health_dns_failed(struct pool_health *h);
 
 /* Workers: what traffic saw. Lock-free; the main thread acts on a threshold crossed. */

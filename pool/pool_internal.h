@@ -45,6 +45,7 @@ struct pool_conn {
     bool broken;                /* an event could not be armed: fail it from the loop */
     bool expect_deadline;       /* pinned: the read deadline watches the owner's replies */
     bool notify_drain;          /* pinned: the owner waits for pin_drained() */
+    bool idle_counted;          /* counted in stats->conns_idle */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     unsigned init_left;         /* setup replies still to come (CONN_HELLO) */
     unsigned expect;            /* pinned: replies the owner waits for */
@@ -102,8 +103,10 @@ struct pool_cluster {
     struct pool_req_list queue;   /* waiting for a connection, oldest first */
     struct pool_req_list failing; /* off a broken connection, being retried or failed */
     struct event *queue_timer;    /* owned */
-    struct pool_stats stats;
-    struct pool_hash_ring *ring; /* owned: balance hash */
+    struct pool_stats own;        /* the counters when the owner keeps none */
+    struct pool_stats *stats;     /* borrowed from the owner, or own */
+    size_t nqueued;               /* requests in queue */
+    struct pool_hash_ring *ring;  /* owned: balance hash */
     uint64_t rng;
     bool closing;
 };
@@ -134,6 +137,7 @@ pool_server_wanted(struct pool_cluster *c, const struct pool_server *s, uint64_t
 /* No healthy (or warming) server and panic fail_fast: requests fail at once. */
 bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
 uint64_t pool_now_ms(void);
+uint64_t pool_now_us(const struct pool_cluster *c);
 uint64_t pool_random(struct pool_cluster *c);
 
 /* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */

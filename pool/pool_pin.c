@@ -14,7 +14,7 @@ attach_pinned(struct pool_server *s, struct pool_conn *conn)
     conn->kind = CONN_PINNED;
     TAILQ_INSERT_TAIL(&s->pinned, conn, link);
     s->npinned++;
-    s->cluster->stats.pinned++;
+    POOL_STAT_INC(s->cluster->stats->pinned);
 }
 
 struct pool_conn *
@@ -68,7 +68,7 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
     conn->expect = 0;
     conn->expect_deadline = false;
     conn->release = 0;
-    c->stats.pins++;
+    POOL_STAT_INC(c->stats->pins);
     return conn;
 }
 
@@ -115,7 +115,7 @@ pool_pin_frame(struct pool_conn *conn, size_t len)
 {
     struct pool_cluster *c = conn->server->cluster;
 
-    c->stats.responses++;
+    POOL_STAT_INC(c->stats->responses);
     c->h.pinned(conn->owner, conn->in, len);
 }
 
@@ -134,7 +134,7 @@ return_to_pool(struct pool_conn *conn)
     conn->kind = CONN_SHARED;
     TAILQ_INSERT_TAIL(&s->conns, conn, link);
     s->nconns++;
-    c->stats.conns_active++;
+    POOL_STAT_INC(c->stats->conns_active);
     conn->expect = 0;
     conn->rev_mode = REV_OFF;
     pool_conn_rev_arm(conn);
@@ -145,7 +145,7 @@ int
 pool_pin_setup_done(struct pool_conn *conn)
 {
     if (conn->owner == NULL) { /* a reset, answered: the connection is clean */
-        conn->server->cluster->stats.unpin_resets++;
+        POOL_STAT_INC(conn->server->cluster->stats->unpin_resets);
         return_to_pool(conn);
         return -1; /* not the pinned connection the caller was reading any more */
     }

@@ -147,7 +147,7 @@ shed(struct pool_server *s)
             pool_conn_detach(conn);
             close(conn->fd);
             pool_conn_free(conn);
-            s->cluster->stats.conns_closed++;
+            POOL_STAT_INC(s->cluster->stats->conns_closed);
         } else if (conn->state == CONN_READY) {
             conn->state = CONN_RETIRING;
         }
@@ -275,7 +275,7 @@ fail_queue(struct pool_cluster *c, enum pool_result result)
 
     while ((req = TAILQ_FIRST(&c->queue)) != NULL) {
         pool_dequeue(c, req);
-        c->stats.failed[result]++;
+        POOL_STAT_INC(c->stats->failed[result]);
         c->h.failure(req, result);
     }
 }
@@ -294,7 +294,7 @@ fail_shards(struct pool_cluster *c, uint64_t now)
             continue;
         }
         pool_dequeue(c, req);
-        c->stats.failed[POOL_UNHEALTHY]++;
+        POOL_STAT_INC(c->stats->failed[POOL_UNHEALTHY]);
         c->h.failure(req, POOL_UNHEALTHY);
         next = TAILQ_FIRST(&c->queue); /* the callback may have withdrawn others */
     }

@@ -1,11 +1,14 @@
 #include "px_listener.h"
 #include "config/cfg.h"
+#include "pool/pool_stat.h"
 #include "proxy/px_log.h"
 #include "proxy/px_relay.h"
 #include "proxy/px_session.h"
 #include "proxy/px_worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
@@ -21,16 +24,18 @@
 #define ACCEPT_PAUSE_MS 100   /* after EMFILE and friends */
 
 struct px_listener {
-    const struct cfg_listener *cfg; /* borrowed */
-    struct px_worker *w;            /* borrowed */
-    struct pool_cluster *pool;      /* borrowed: the worker's pool of cfg->cluster */
-    atomic_uint *clients;           /* borrowed: this listener's clients, all workers */
-    int fd;                         /* owned */
+    const struct cfg_listener *cfg;  /* borrowed */
+    struct px_worker *w;             /* borrowed */
+    struct pool_cluster *pool;       /* borrowed: the worker's pool of cfg->cluster */
+    atomic_uint *clients;            /* borrowed: this listener's clients, all workers */
+    struct px_listener_stats *stats; /* borrowed: the worker's block for this listener's name */
+    int fd;                          /* borrowed: the server's socket, shared across reloads */
     struct event ev;
     struct event pause;
     time_t last_error_log;
-    bool reframe; /* the cluster frames differently: every frame is re-framed both ways */
-    struct px_listener_stats stats;
+    unsigned nclients; /* sessions and relays of this listener, alive */
+    bool reframe;      /* the cluster frames differently: every frame is re-framed both ways */
+    bool retired;      /* a reload replaced it: it accepts no more, its clients finish */
 };
 
 static bool
@@ -56,13 +61,14 @@ pause_accepting(struct px_listener *l, int err)
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     time_t now = time(NULL);
 
-    l->stats.accept_errors++;
+    POOL_STAT_INC(l->stats->accept_errors);
     if (now != l->last_error_log) {
         struct px_log_ctx ctx = {.listener = l->cfg->name};
 
         l->last_error_log = now;
         px_log_error("listener", &ctx, "accept failed: %s; pausing accepts for %d ms (%llu so far)",
-                     strerror(err), ACCEPT_PAUSE_MS, (unsigned long long)l->stats.accept_errors);
+                     strerror(err), ACCEPT_PAUSE_MS,
+                     (unsigned long long)POOL_STAT_GET(l->stats->accept_errors));
     }
     event_del(&l->ev);
     event_add(&l->pause, &tv);
@@ -75,12 +81,13 @@ serve(struct px_listener *l, int fd)
 
     if (atomic_fetch_add_explicit(l->clients, 1, memory_order_relaxed) >= l->cfg->max_clients) {
         atomic_fetch_sub_explicit(l->clients, 1, memory_order_relaxed);
-        l->stats.rejected++;
+        POOL_STAT_INC(l->stats->rejected);
         close(fd);
         return;
     }
-    l->stats.accepted++;
-    l->stats.active++;
+    POOL_STAT_INC(l->stats->accepted);
+    POOL_STAT_INC(l->stats->active);
+    l->nclients++;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l->cfg->codec.type == CFG_CODEC_RAW) {
         px_relay_start(l, fd);
@@ -116,8 +123,65 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-static int
-open_socket(const struct cfg_listener *cfg, const struct sockaddr_storage *addr, unsigned addrlen)
+int
+px_listener_addr(const struct cfg_listener *cfg, struct sockaddr_storage *ss, socklen_t *len)
+{
+    const struct cfg_addr *a = &cfg->bind;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (a->kind == CFG_ADDR_IPV4 || a->kind == CFG_ADDR_IPV6) {
+        *ss = a->sa;
+        *len = a->salen;
+        return 0;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (a->kind == CFG_ADDR_ANY) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        int probe = socket(AF_INET6, SOCK_STREAM, 0);
+
+        if (probe != -1) { /* [::] with IPV6_V6ONLY off takes IPv4 too */
+            close(probe);
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_addr = in6addr_any;
+            sin6->sin6_port = htons(a->port);
+            *len = sizeof(*sin6);
+        } else {
+            struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+            sin->sin_family = AF_INET;
+            sin->sin_addr.s_addr = htonl(INADDR_ANY);
+            sin->sin_port = htons(a->port);
+            *len = sizeof(*sin);
+        }
+        return 0;
+    }
+    /* A name: resolved here, on the main thread at start or reload (blocking: a bind name is
+     * expected to be local, such as localhost from /etc/hosts). */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(a->host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        struct px_log_ctx ctx = {.listener = cfg->name};
+
+        px_log_error("listener", &ctx, "cannot resolve %s: %s", a->host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons(a->port);
+    } else {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(a->port);
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+int
+px_listener_open(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
+                 socklen_t addrlen)
 {
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, zero = 0;
@@ -141,11 +205,9 @@ open_socket(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
 }
 
 struct px_listener *
-px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
-                const struct sockaddr_storage *addr, unsigned addrlen, struct pool_cluster *pool,
-                atomic_uint *clients)
+px_listener_new(struct px_worker *w, const struct cfg_listener *cfg, int fd,
+                struct pool_cluster *pool, atomic_uint *clients, struct px_listener_stats *stats)
 {
-    struct px_log_ctx ctx = {.listener = cfg->name};
     struct px_listener *l = calloc(1, sizeof(*l));
 
     if (l == NULL) {
@@ -155,16 +217,11 @@ px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
     l->w = w;
     l->pool = pool;
     l->clients = clients;
+    l->stats = stats;
+    l->fd = fd;
     l->reframe = !cfg_codec_equal(&cfg->codec, &cfg->cluster->codec);
-    l->fd = open_socket(cfg, addr, addrlen);
-    if (l->fd == -1) {
-        px_log_error("listener", &ctx, "cannot listen on %s: %s", cfg->bind.text, strerror(errno));
-        free(l);
-        return NULL;
-    }
     if (event_assign(&l->ev, px_worker_base(w), l->fd, EV_READ | EV_PERSIST, on_accept, l) == -1 ||
         evtimer_assign(&l->pause, px_worker_base(w), on_pause_end, l) == -1) {
-        close(l->fd);
         free(l);
         return NULL;
     }
@@ -174,7 +231,24 @@ px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
 int
 px_listener_enable(struct px_listener *l)
 {
+    if (l->retired) {
+        return 0; /* a pause ended after a reload replaced it */
+    }
     return event_add(&l->ev, NULL);
+}
+
+void
+px_listener_retire(struct px_listener *l)
+{
+    l->retired = true;
+    event_del(&l->ev);
+    event_del(&l->pause);
+}
+
+unsigned
+px_listener_clients(const struct px_listener *l)
+{
+    return l->nclients;
 }
 
 void
@@ -185,7 +259,6 @@ px_listener_free(struct px_listener *l)
     }
     event_del(&l->ev);
     event_del(&l->pause);
-    close(l->fd);
     free(l);
 }
 
@@ -198,7 +271,7 @@ px_listener_cfg(const struct px_listener *l)
 struct px_listener_stats *
 px_listener_stats(struct px_listener *l)
 {
-    return &l->stats;
+    return l->stats;
 }
 
 struct pool_cluster *
@@ -231,6 +304,9 @@ px_listener_log_ctx(const struct px_listener *l, int fd, struct px_log_ctx *ctx,
 void
 px_listener_client_gone(struct px_listener *l)
 {
-    l->stats.active--;
+    POOL_STAT_DEC(l->stats->active);
     atomic_fetch_sub_explicit(l->clients, 1, memory_order_relaxed);
+    if (--l->nclients == 0 && l->retired) {
+        px_worker_listener_drained(l->w, l);
+    }
 }

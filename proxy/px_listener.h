@@ -10,6 +10,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 struct cfg_listener;
 struct px_log_ctx;
@@ -19,14 +20,29 @@ struct px_listener_stats;
 struct px_worker;
 struct sockaddr_storage;
 
+/* Where cfg binds, resolved. -1 after logging why. */
+int px_listener_addr(const struct cfg_listener *cfg, struct sockaddr_storage *ss, socklen_t *len);
+/* A listening socket on addr (SO_REUSEPORT: one per worker). -1 with errno set. */
+int px_listener_open(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
+                     socklen_t addrlen);
+
 /*
- * Bind and listen (addr resolved by the caller); NULL after logging why.
- * clients counts this listener's clients across all workers, for max_clients.
+ * Accept on fd (borrowed: the server owns listening sockets, and a reload
+ * hands a socket from one listener to the next). clients counts this
+ * listener's clients across all workers, for max_clients; stats is the
+ * worker's block for the listener's name. NULL on failure.
  */
-struct px_listener *px_listener_new(struct px_worker *w, const struct cfg_listener *cfg,
-                                    const struct sockaddr_storage *addr, unsigned addrlen,
-                                    struct pool_cluster *pool, atomic_uint *clients);
+struct px_listener *px_listener_new(struct px_worker *w, const struct cfg_listener *cfg, int fd,
+                                    struct pool_cluster *pool, atomic_uint *clients,
+                                    struct px_listener_stats *stats);
 int px_listener_enable(struct px_listener *l);
+/*
+ * A reload replaced it: stop watching its socket now. Its clients go on;
+ * when the last one ends the worker hears px_worker_listener_drained().
+ */
+void px_listener_retire(struct px_listener *l);
+/* Clients (sessions and relays) alive now. */
+unsigned px_listener_clients(const struct px_listener *l);
 void px_listener_free(struct px_listener *l);
 
 const struct cfg_listener *px_listener_cfg(const struct px_listener *l);

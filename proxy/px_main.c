@@ -117,7 +117,7 @@ main(int argc, char **argv)
     if (cfg == NULL) {
         return EXIT_CONFIG;
     }
-    if (px_server_check(cfg) > 0) {
+    if (px_server_check(cfg, false) > 0) {
         cfg_free(cfg);
         return EXIT_CONFIG;
     }

@@ -31,15 +31,15 @@
 struct half {
     int *src;
     int *dst;
-    struct event *rev;    /* reads src */
-    struct event *wev;    /* writes dst */
-    struct evbuffer *buf; /* owned */
-    int pipe[2];          /* owned: -1 until made */
-    size_t inpipe;        /* bytes in the pipe */
-    bool pipe_full;       /* splice into it would block: read again only after a write */
-    uint64_t *bytes;
-    bool eof;  /* src sent FIN */
-    bool shut; /* dst got shutdown(SHUT_WR) */
+    struct event *rev;       /* reads src */
+    struct event *wev;       /* writes dst */
+    struct evbuffer *buf;    /* owned */
+    int pipe[2];             /* owned: -1 until made */
+    size_t inpipe;           /* bytes in the pipe */
+    bool pipe_full;          /* splice into it would block: read again only after a write */
+    _Atomic uint64_t *bytes; /* the listener's counter (pool_stat.h) */
+    bool eof;                /* src sent FIN */
+    bool shut;               /* dst got shutdown(SHUT_WR) */
 };
 
 struct px_relay {
@@ -108,6 +108,16 @@ static void
 client_close(struct px_client *c, const char *why)
 {
     px_relay_close(px_container_of(c, struct px_relay, head), why);
+}
+
+/*
+ * A raw relay has no frames, so no boundary at which closing is safe: it
+ * runs on until either side closes it, or the shutdown's drain_timeout.
+ */
+static void
+client_drain(struct px_client *c)
+{
+    (void)c;
 }
 
 static void
@@ -226,7 +236,7 @@ half_pump(struct px_relay *r, struct half *h, bool readable, bool writable)
         if (n == 0) {
             h->eof = true;
         } else if (n > 0) {
-            *h->bytes += (uint64_t)n;
+            POOL_STAT_ADD(*h->bytes, n);
             writable = true; /* try at once: the common case needs no write event */
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return -1;
@@ -261,7 +271,7 @@ relay_io(evutil_socket_t fd, short what, void *arg)
     }
     if ((what & EV_TIMEOUT) && !readable_now(fd)) { /* a late loop reports the deadline over data */
         px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
-        px_listener_stats(r->l)->idle_timeouts++;
+        POOL_STAT_INC(px_listener_stats(r->l)->idle_timeouts);
         px_log_debug("relay", &ctx, "idle timeout");
         px_relay_close(r, NULL);
         return;
@@ -307,7 +317,7 @@ px_relay_on_failure(struct pool_req *pr, int result)
     px_listener_log_ctx(r->l, r->cfd, &ctx, peer);
     px_log_warn("relay", &ctx, "no upstream connection (%s); closing the client",
                 pool_result_str[result]);
-    px_listener_stats(r->l)->upstream_failures++;
+    POOL_STAT_INC(px_listener_stats(r->l)->upstream_failures);
     px_relay_close(r, NULL);
 }
 
@@ -352,6 +362,7 @@ px_relay_start(struct px_listener *l, int fd)
         return;
     }
     r->head.close = client_close;
+    r->head.drain = client_drain;
     r->head.free = client_free;
     px_worker_add_client(w, &r->head);
     rc = pool_lease(px_listener_pool(l), &r->pr, &ufd);

@@ -119,7 +119,7 @@ local_reply(struct px_session *s, size_t n, const char *text, size_t len)
     struct px_req *req = px_session_req_new(s);
 
     px_resp_consume(s, n);
-    px_listener_stats(s->l)->frames_in++;
+    POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     evbuffer_add(req->buf, text, len);
     req->done = true;
     if (px_session_ensure_out(s) == 0) {
@@ -143,7 +143,7 @@ px_resp_local_error(struct px_session *s, size_t n, const char *fmt, ...)
         len = (int)sizeof(text) - 3;
     }
     memcpy(text + len, "\r\n", 2);
-    px_listener_stats(s->l)->rejected_commands++;
+    POOL_STAT_INC(px_listener_stats(s->l)->rejected_commands);
     local_reply(s, n, text, (size_t)len + 2);
 }
 
@@ -246,7 +246,7 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
         local_reply(s, n, "+OK\r\n", 5);
         return;
     }
-    px_listener_stats(s->l)->rejected_commands++;
+    POOL_STAT_INC(px_listener_stats(s->l)->rejected_commands);
     local_reply(s, n, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64);
 }
 
@@ -309,7 +309,7 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
 {
     struct px_resp *r = s->resp;
 
-    px_listener_stats(s->l)->frames_in++;
+    POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     if (r->stream) { /* no reply to wait for: the stream brings it */
         pool_pin_write(r->pin, s->in, n);
         memset(&s->fst, 0, sizeof(s->fst));
@@ -421,14 +421,14 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
             px_listener_log_ctx(s->l, s->fd, &ctx, peer);
             px_log_info("resp", &ctx, "subscriber reads too slowly (%u MiB unread); closing it",
                         STREAM_OUT_MAX >> 20);
-            px_listener_stats(s->l)->write_timeouts++;
+            POOL_STAT_INC(px_listener_stats(s->l)->write_timeouts);
             px_session_close(s, NULL);
             return;
         }
 
         evbuffer_remove_buffer(in, s->out, len);
-        st->frames_out++;
-        st->bytes_out += len;
+        POOL_STAT_INC(st->frames_out);
+        POOL_STAT_ADD(st->bytes_out, len);
         px_session_deliver(s, true);
         return;
     }
@@ -470,7 +470,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
         TAILQ_REMOVE(&r->pinq, pr, link);
         px_resp_error_into(req, result);
         req->done = true;
-        px_listener_stats(s->l)->upstream_failures++;
+        POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
     }
     r->npinq = 0;
     r->nblocking = 0;
@@ -515,14 +515,14 @@ px_resp_submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
     req->kind = (uint8_t)kind;
     req->pr.shard = shard;
     px_session_chain(s, req, px_resp_slot(s, shard));
-    px_listener_stats(s->l)->frames_in++;
+    POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     memset(&s->fst, 0, sizeof(s->fst));
     rc = pool_submit(px_listener_pool(s->l), &req->pr, s->in, n);
     if (rc != POOL_OK) {
         px_req_unlink_after(req);
         px_resp_error_into(req, rc);
         req->done = true;
-        px_listener_stats(s->l)->upstream_failures++;
+        POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
         if (px_session_ensure_out(s) == 0) {
             px_session_deliver(s, false);
         }
@@ -707,7 +707,7 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
 
         memset(&s->fst, 0, sizeof(s->fst));
         if (len < 0) { /* the line is gone: the stream is still in sync */
-            px_listener_stats(s->l)->bad_frames++;
+            POOL_STAT_INC(px_listener_stats(s->l)->bad_frames);
             px_resp_local_error(s, 0, "-ERR sluice: protocol error: %s", why);
             return 0;
         }
@@ -727,7 +727,7 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
     }
     if (!parsed && px_cmd_parse(cmd, s->in, n, &why) == -1) {
         /* a whole RESP value, but not a command: answered, and the stream goes on */
-        px_listener_stats(s->l)->bad_frames++;
+        POOL_STAT_INC(px_listener_stats(s->l)->bad_frames);
         px_resp_local_error(s, n, "-ERR sluice: protocol error: %s", why);
         return 0;
     }
@@ -753,7 +753,7 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
             return 0;
         }
         if (!r->authed) {
-            px_listener_stats(s->l)->rejected_commands++;
+            POOL_STAT_INC(px_listener_stats(s->l)->rejected_commands);
             local_reply(s, n, "-NOAUTH Authentication required.\r\n", 34);
             return 0;
         }

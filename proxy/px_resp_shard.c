@@ -100,7 +100,7 @@ split(struct px_session *s, const struct px_cmd *cmd, size_t n, const uint32_t *
     int32_t *frag_of = calloc(nservers, sizeof(*frag_of));
     uint32_t *count = calloc(nservers, sizeof(*count));
 
-    px_listener_stats(s->l)->frames_in++;
+    POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     parent->kind = (uint8_t)kind;
     if (sp == NULL || frag_of == NULL || count == NULL) {
         free(sp);

@@ -189,6 +189,28 @@ client_close(struct px_client *c, const char *why)
     px_session_close(px_container_of(c, struct px_session, head), why);
 }
 
+static void arm_rev(struct px_session *s);
+
+/* As a half-close: no more reading, the requests sent are answered, then the session ends. */
+static void
+client_drain(struct px_client *c)
+{
+    struct px_session *s = px_container_of(c, struct px_session, head);
+
+    if (s->closing) {
+        return;
+    }
+    s->eof = true;
+    if (s->in != NULL) {
+        evbuffer_drain(s->in, evbuffer_get_length(s->in)); /* never submitted: never answered */
+    }
+    if (s->ninflight == 0 && len_of(s->out) == 0) {
+        px_session_close(s, "shutting down");
+        return;
+    }
+    arm_rev(s);
+}
+
 static void
 client_free(struct px_client *c)
 {
@@ -378,7 +400,7 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
         char peer[PX_PEER_LEN];
 
         px_listener_log_ctx(s->l, s->fd, &ctx, peer);
-        px_listener_stats(s->l)->write_timeouts++;
+        POOL_STAT_INC(px_listener_stats(s->l)->write_timeouts);
         px_log_info("session", &ctx, "client does not read its replies; closing it");
         px_session_close(s, NULL);
         return;
@@ -420,8 +442,8 @@ px_session_deliver(struct px_session *s, bool moved)
     }
     while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->done) {
         TAILQ_REMOVE(&s->reqs, req, link);
-        st->frames_out++;
-        st->bytes_out += evbuffer_get_length(req->buf);
+        POOL_STAT_INC(st->frames_out);
+        POOL_STAT_ADD(st->bytes_out, evbuffer_get_length(req->buf));
         evbuffer_add_buffer(s->out, req->buf);
         s->ninflight--;
         px_req_release(req);
@@ -477,7 +499,7 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
         evbuffer_remove_buffer(in, scratch, len);
         if (px_codec_reframe(&cfg->cluster->codec, &cfg->codec, scratch, req->buf, &why) == -1) {
             evbuffer_drain(scratch, evbuffer_get_length(scratch));
-            px_listener_stats(s->l)->upstream_failures++;
+            POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
             px_session_close(s, why);
             return;
         }
@@ -487,8 +509,8 @@ px_session_on_response(struct pool_req *pr, struct evbuffer *in, size_t len)
         /* the oldest unanswered: straight to the client, no copy of its own */
         evbuffer_remove_buffer(in, s->out, len);
         TAILQ_REMOVE(&s->reqs, req, link);
-        st->frames_out++;
-        st->bytes_out += len;
+        POOL_STAT_INC(st->frames_out);
+        POOL_STAT_ADD(st->bytes_out, len);
         s->ninflight--;
         px_req_release(req);
         px_session_deliver(s, true);
@@ -513,7 +535,7 @@ px_session_on_failure(struct pool_req *pr, int result)
         return;
     }
     px_req_unlink_after(req);
-    px_listener_stats(s->l)->upstream_failures++;
+    POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
     if (s->resp != NULL) {
         px_resp_fail(s, req, result); /* an error reply in its place */
         return;
@@ -575,7 +597,7 @@ submit(struct px_session *s, size_t n)
         if (px_codec_reframe(&cfg->codec, &cfg->cluster->codec, scratch, req->buf, &why) == -1) {
             evbuffer_drain(scratch, evbuffer_get_length(scratch));
             px_req_release(req);
-            px_listener_stats(s->l)->bad_frames++;
+            POOL_STAT_INC(px_listener_stats(s->l)->bad_frames);
             px_session_close(s, why);
             return -1;
         }
@@ -589,7 +611,7 @@ submit(struct px_session *s, size_t n)
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
     px_session_chain(s, req, &s->last);
-    px_listener_stats(s->l)->frames_in++;
+    POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     rc = pool_submit(px_listener_pool(s->l), &req->pr, src, n);
     if (rc != POOL_OK) {
         struct px_log_ctx ctx;
@@ -599,7 +621,7 @@ submit(struct px_session *s, size_t n)
         px_log_warn("session", &ctx,
                     "request failed (%s); closing the client: %s has no error reply",
                     pool_result_str[rc], cfg_codec_name(px_listener_cfg(s->l)->codec.type));
-        px_listener_stats(s->l)->upstream_failures++;
+        POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
         px_session_close(s, NULL);
         return -1;
     }
@@ -649,7 +671,7 @@ process(struct px_session *s)
 
             px_listener_log_ctx(s->l, s->fd, &ctx, peer);
             px_log_info("session", &ctx, "closing the client: %s", why);
-            px_listener_stats(s->l)->bad_frames++;
+            POOL_STAT_INC(px_listener_stats(s->l)->bad_frames);
             if (cfg->codec.type == CFG_CODEC_RESP) {
                 px_resp_bad_frame(s, why); /* an error reply, then close */
             } else {
@@ -699,7 +721,7 @@ on_timeout(struct px_session *s, bool request_timer)
             px_session_arm_timer(s);
             return;
         }
-        st->request_timeouts++;
+        POOL_STAT_INC(st->request_timeouts);
         if (s->resp != NULL && px_resp_timed_out(s, head) == 0) {
             px_log_info("session", &ctx, "request timeout; answered with an error");
             px_session_arm_timer(s); /* for the next oldest */
@@ -707,11 +729,11 @@ on_timeout(struct px_session *s, bool request_timer)
         }
         px_log_info("session", &ctx, "request timeout; closing the client");
     } else if (s->rev_mode == REV_PARTIAL) {
-        st->read_timeouts++;
+        POOL_STAT_INC(st->read_timeouts);
         px_log_info("session", &ctx, "read timeout with a partial frame; closing the client");
     } else if (s->rev_mode == REV_IDLE && s->ninflight == 0 &&
                (s->resp == NULL || !px_resp_idle_exempt(s))) {
-        st->idle_timeouts++;
+        POOL_STAT_INC(st->idle_timeouts);
         px_log_debug("session", &ctx, "idle timeout");
     } else {
         return; /* waiting for replies is not idle; the request deadline watches that */
@@ -747,7 +769,7 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
     /* On a deadline, look before acting: a late loop turn reports it over waiting bytes. */
     n = pool_io_read(s->in, fd, READ_CHUNK);
     if (n > 0) {
-        px_listener_stats(s->l)->bytes_in += (uint64_t)n;
+        POOL_STAT_ADD(px_listener_stats(s->l)->bytes_in, (uint64_t)n);
     } else if (n == 0 && px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP) {
         px_session_close(s, "client closed"); /* as Redis: a closing client wants no replies */
         return;
@@ -795,6 +817,7 @@ px_session_start(struct px_listener *l, int fd)
         return;
     }
     s->head.close = client_close;
+    s->head.drain = client_drain;
     s->head.free = client_free;
     px_worker_add_client(w, &s->head);
     arm_rev(s);

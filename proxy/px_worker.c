@@ -4,18 +4,16 @@
 #include "pool/pool_health.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_gen.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
 #include "proxy/px_relay.h"
 #include "proxy/px_resp.h"
 #include "proxy/px_session.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,27 +30,59 @@ _Static_assert(PX_AGAIN == POOL_FRAME_AGAIN && PX_ERROR == POOL_FRAME_ERROR,
 
 TAILQ_HEAD(px_client_list, px_client);
 
+/* A pool of this worker: shared by the generations and listeners that use it. */
+struct wpool {
+    TAILQ_ENTRY(wpool) link;   /* the worker's pools */
+    struct pool_cluster *pool; /* owned */
+    struct pool_handler handler;
+    char *setup;                /* owned: resp setup bytes (pool_handler hello/reset) */
+    struct pool_health *health; /* held (pool_health_hold) */
+    struct px_gen *gen;         /* ref: where its cfg_cluster lives */
+    unsigned refs;              /* the current generation, plus one per listener */
+};
+
+/* A listener of this worker, current or draining (retired with clients left). */
+struct wlistener {
+    TAILQ_ENTRY(wlistener) link; /* the worker's retired listeners */
+    struct px_listener *l;       /* owned */
+    struct wpool *pool;          /* ref */
+    struct px_gen *gen;          /* ref: where its cfg_listener lives */
+};
+
+TAILQ_HEAD(wpool_list, wpool);
+TAILQ_HEAD(wlistener_list, wlistener);
+
 struct px_worker {
     unsigned id;
-    const struct cfg *cfg;   /* borrowed */
     struct event_base *base; /* owned */
     pthread_t thread;
     bool started;
-    struct pool_cluster **pools;    /* owned: one per cfg->clusters[i], NULL when unused */
-    struct pool_handler *handlers;  /* owned: one per cluster */
-    struct px_listener **listeners; /* owned: one per cfg->listeners[i] */
+    struct px_gen *gen;            /* ref: the generation new clients get; NULL before the first */
+    struct wpool **pools;          /* per gen->cfg cluster: a ref, NULL when unused */
+    struct wlistener **listeners;  /* per gen->cfg listener: owned */
+    struct wpool_list allpools;    /* every pool alive */
+    struct wlistener_list retired; /* replaced listeners whose clients go on */
+    struct wlistener_list drained; /* retired listeners with no client left: freed by the reaper */
     struct px_client_list live;
     struct px_client_list dead;
-    struct event *reaper;        /* owned */
-    int stopfd;                  /* owned: an eventfd the main thread writes to stop the loop */
-    struct event *stop;          /* owned */
-    int syncfd;                  /* owned: an eventfd the main thread writes when health changed */
-    struct event *sync;          /* owned */
-    struct pool_health **health; /* borrowed: per cluster, the main thread's */
-    struct evbuffer *scratch;    /* owned: re-framing space */
-    struct px_cmd cmd;           /* a resp request's arguments, reused */
-    char **setup;          /* owned: per cluster, resp setup bytes (pool_handler hello/reset) */
-    struct px_req **cache; /* owned: spare requests */
+    struct event *reaper; /* owned */
+    int stopfd;           /* owned: an eventfd the main thread writes to stop the loop */
+    struct event *stop;   /* owned */
+    int syncfd;           /* owned: an eventfd the main thread writes when health changed */
+    struct event *sync;   /* owned */
+    int ctlfd;            /* owned: an eventfd the main thread writes with a plan or a drain */
+    struct event *ctl;    /* owned */
+    int notifyfd;         /* borrowed: the main thread's, written when a plan or a drain is done */
+    _Atomic(const struct px_plan *) next; /* posted by the main thread, taken by the worker */
+    atomic_uint applied;                  /* the generation of the last plan taken */
+    atomic_bool apply_failed;             /* ... and whether it could not be applied */
+    atomic_bool drain_asked;
+    atomic_bool retired_all; /* draining: no listener watches a socket any more */
+    atomic_uint nclients;    /* sessions and relays alive */
+    bool draining;
+    struct evbuffer *scratch; /* owned: re-framing space */
+    struct px_cmd cmd;        /* a resp request's arguments, reused */
+    struct px_req **cache;    /* owned: spare requests */
     size_t ncache;
 };
 
@@ -112,66 +142,33 @@ on_pool_event(void *arg, const struct pool_cluster *c, const char *server, enum 
     }
 }
 
-/* ---- addresses ---- */
+/* ---- pools and listeners across generations ---- */
 
-static int
-resolve(const struct cfg_addr *a, struct sockaddr_storage *ss, socklen_t *len)
+static void
+pool_unref(struct px_worker *w, struct wpool *wp)
 {
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (a->kind == CFG_ADDR_IPV4 || a->kind == CFG_ADDR_IPV6) {
-        *ss = a->sa;
-        *len = a->salen;
-        return 0;
+    if (wp == NULL || --wp->refs > 0) {
+        return;
     }
-    memset(ss, 0, sizeof(*ss));
-    if (a->kind == CFG_ADDR_ANY) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        int probe = socket(AF_INET6, SOCK_STREAM, 0);
-
-        if (probe != -1) { /* [::] with IPV6_V6ONLY off takes IPv4 too */
-            close(probe);
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_addr = in6addr_any;
-            sin6->sin6_port = htons(a->port);
-            *len = sizeof(*sin6);
-        } else {
-            struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-            sin->sin_family = AF_INET;
-            sin->sin_addr.s_addr = htonl(INADDR_ANY);
-            sin->sin_port = htons(a->port);
-            *len = sizeof(*sin);
-        }
-        return 0;
-    }
-    /* A name: resolved once here, at start, before any event loop runs. */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(a->host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        px_log_error("worker", NULL, "cannot resolve %s: %s", a->host, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    if (ss->ss_family == AF_INET) {
-        ((struct sockaddr_in *)ss)->sin_port = htons(a->port);
-    } else {
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(a->port);
-    }
-    freeaddrinfo(res);
-    return 0;
+    TAILQ_REMOVE(&w->allpools, wp, link);
+    pool_cluster_free(wp->pool); /* orphaned requests come back to the cache */
+    free(wp->setup);             /* after the pool that used it */
+    pool_health_release(wp->health);
+    px_gen_unref(wp->gen);
+    free(wp);
 }
 
-static int
-make_pool(struct px_worker *w, size_t i)
+static struct wpool *
+pool_new(struct px_worker *w, struct px_gen *gen, size_t i, const struct px_plan *p)
 {
-    const struct cfg_cluster *cc = &w->cfg->clusters[i];
-    struct pool_handler *h = &w->handlers[i];
+    const struct cfg_cluster *cc = &gen->cfg->clusters[i];
+    struct wpool *wp = calloc(1, sizeof(*wp));
+    struct pool_handler *h;
 
+    if (wp == NULL) {
+        return NULL;
+    }
+    h = &wp->handler;
     h->response = px_session_on_response;
     h->failure = on_failure;
     h->leased = px_relay_on_leased;
@@ -184,27 +181,227 @@ make_pool(struct px_worker *w, size_t i)
         h->pin_lost = px_resp_on_pin_lost;
         h->pin_drained = px_resp_on_pin_drained;
         h->reply_ok = reply_ok;
-        if (px_resp_setup(cc, h, &w->setup[i]) == -1) {
-            return -1;
+        if (px_resp_setup(cc, h, &wp->setup) == -1) {
+            free(wp);
+            return NULL;
         }
     }
-    w->pools[i] = pool_cluster_new(w->base, cc, w->health[i], h);
-    return w->pools[i] != NULL ? 0 : -1;
+    wp->pool = pool_cluster_new(w->base, cc, p->health[i], h, p->pstats[i]);
+    if (wp->pool == NULL) {
+        free(wp->setup);
+        free(wp);
+        return NULL;
+    }
+    wp->health = p->health[i];
+    pool_health_hold(wp->health);
+    wp->gen = px_gen_ref(gen);
+    wp->refs = 1;
+    TAILQ_INSERT_TAIL(&w->allpools, wp, link);
+    return wp;
+}
+
+/* The pool a plan's cluster i gets: the one already built on the same shared health, or new. */
+static struct wpool *
+pool_for(struct px_worker *w, const struct px_plan *p, size_t i, bool *made)
+{
+    struct wpool *wp;
+
+    *made = false;
+    if (p->health[i] == NULL) {
+        return NULL; /* no listener uses it */
+    }
+    TAILQ_FOREACH(wp, &w->allpools, link)
+    {
+        if (wp->health == p->health[i]) {
+            wp->refs++;
+            return wp;
+        }
+    }
+    wp = pool_new(w, p->gen, i, p);
+    *made = wp != NULL;
+    return wp;
+}
+
+static void
+listener_free(struct px_worker *w, struct wlistener *wl)
+{
+    px_listener_free(wl->l);
+    pool_unref(w, wl->pool);
+    px_gen_unref(wl->gen);
+    free(wl);
+}
+
+static struct wlistener *
+listener_new(struct px_worker *w, const struct px_plan *p, size_t i, struct wpool *wp)
+{
+    const struct cfg_listener *lc = &p->gen->cfg->listeners[i];
+    struct wlistener *wl = calloc(1, sizeof(*wl));
+
+    if (wl == NULL) {
+        return NULL;
+    }
+    wl->l = px_listener_new(w, lc, p->fds[i], wp->pool, p->clients[i], p->lstats[i]);
+    if (wl->l == NULL) {
+        free(wl);
+        return NULL;
+    }
+    wl->pool = wp;
+    wp->refs++;
+    wl->gen = px_gen_ref(p->gen);
+    return wl;
+}
+
+/* Stop a listener accepting; free it now if no client is left, else when the last one ends. */
+static void
+listener_retire(struct px_worker *w, struct wlistener *wl)
+{
+    px_listener_retire(wl->l);
+    if (px_listener_clients(wl->l) == 0) {
+        listener_free(w, wl);
+    } else {
+        TAILQ_INSERT_TAIL(&w->retired, wl, link);
+    }
+}
+
+void
+px_worker_listener_drained(struct px_worker *w, struct px_listener *l)
+{
+    struct wlistener *wl;
+
+    TAILQ_FOREACH(wl, &w->retired, link)
+    {
+        if (wl->l == l) {
+            TAILQ_REMOVE(&w->retired, wl, link);
+            TAILQ_INSERT_TAIL(&w->drained, wl, link);
+            event_active(w->reaper, EV_TIMEOUT, 0); /* its caller still uses it */
+            return;
+        }
+    }
+}
+
+/* Drop the current generation: its listeners retire, its pools lose its reference. */
+static void
+gen_release(struct px_worker *w)
+{
+    size_t i;
+
+    if (w->gen == NULL) {
+        return;
+    }
+    for (i = 0; i < w->gen->cfg->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            listener_retire(w, w->listeners[i]);
+        }
+    }
+    for (i = 0; i < w->gen->cfg->nclusters; i++) {
+        pool_unref(w, w->pools[i]);
+    }
+    free(w->listeners);
+    free(w->pools);
+    w->listeners = NULL;
+    w->pools = NULL;
+    px_gen_unref(w->gen);
+    w->gen = NULL;
+}
+
+/*
+ * Serve plan p from now on: a cluster whose shared health carried over keeps
+ * its pool (and its warm connections); others get new pools. Listeners are
+ * new objects on the plan's sockets, which are the old ones for an unchanged
+ * address, so no connection is refused; the old listeners stop accepting and
+ * their clients finish on the generation they started on. On failure nothing
+ * changes.
+ */
+static int
+apply(struct px_worker *w, const struct px_plan *p)
+{
+    const struct cfg *cfg = p->gen->cfg;
+    struct wpool **pools = calloc(cfg->nclusters + 1, sizeof(*pools));
+    struct wlistener **listeners = calloc(cfg->nlisteners + 1, sizeof(*listeners));
+    bool *made = calloc(cfg->nclusters + 1, sizeof(*made));
+    size_t i;
+
+    if (pools == NULL || listeners == NULL || made == NULL) {
+        goto fail;
+    }
+    for (i = 0; i < cfg->nclusters; i++) {
+        pools[i] = pool_for(w, p, i, &made[i]);
+        if (pools[i] == NULL && p->health[i] != NULL) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < cfg->nlisteners; i++) {
+        listeners[i] = listener_new(w, p, i, pools[cfg->listeners[i].cluster - cfg->clusters]);
+        if (listeners[i] == NULL) {
+            goto fail;
+        }
+    }
+    gen_release(w);
+    w->gen = px_gen_ref(p->gen);
+    w->pools = pools;
+    w->listeners = listeners;
+    for (i = 0; i < cfg->nclusters; i++) {
+        if (made[i] && w->started) {
+            pool_cluster_start(pools[i]->pool); /* else when the thread starts */
+        }
+    }
+    for (i = 0; i < cfg->nlisteners && w->started; i++) {
+        if (px_listener_enable(listeners[i]->l) == -1) {
+            px_log_error("worker", NULL, "worker %u: cannot watch listener %s", w->id,
+                         cfg->listeners[i].name);
+        }
+    }
+    free(made);
+    return 0;
+fail:
+    for (i = 0; listeners != NULL && i < cfg->nlisteners; i++) {
+        if (listeners[i] != NULL) {
+            listener_free(w, listeners[i]);
+        }
+    }
+    for (i = 0; pools != NULL && i < cfg->nclusters; i++) {
+        pool_unref(w, pools[i]);
+    }
+    free(listeners);
+    free(pools);
+    free(made);
+    px_log_error("worker", NULL, "worker %u: cannot apply generation %u: out of memory", w->id,
+                 p->gen->number);
+    return -1;
 }
 
 /* ---- clients ---- */
+
+static void
+notify_main(struct px_worker *w)
+{
+    uint64_t one = 1;
+
+    if (write(w->notifyfd, &one, sizeof(one)) == -1 && errno != EAGAIN) {
+        px_log_warn("worker", NULL, "worker %u: cannot wake the main thread: %s", w->id,
+                    strerror(errno));
+    }
+}
 
 static void
 on_reap(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
     struct px_client *c;
+    struct wlistener *wl;
 
     (void)fd;
     (void)what;
     while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
         TAILQ_REMOVE(&w->dead, c, link);
         c->free(c);
+        if (atomic_fetch_sub_explicit(&w->nclients, 1, memory_order_relaxed) == 1 && w->draining) {
+            notify_main(w); /* the last client of a drain */
+        }
+    }
+    while ((wl = TAILQ_FIRST(&w->drained)) != NULL) {
+        TAILQ_REMOVE(&w->drained, wl, link);
+        listener_free(w, wl);
     }
 }
 
@@ -212,6 +409,10 @@ void
 px_worker_add_client(struct px_worker *w, struct px_client *c)
 {
     TAILQ_INSERT_TAIL(&w->live, c, link);
+    atomic_fetch_add_explicit(&w->nclients, 1, memory_order_relaxed);
+    if (w->draining) {
+        c->drain(c); /* accepted in the same turn the drain began */
+    }
 }
 
 void
@@ -268,19 +469,75 @@ static void
 on_sync(evutil_socket_t fd, short what, void *arg)
 {
     struct px_worker *w = arg;
+    struct wpool *wp;
     uint64_t n;
-    size_t i;
 
     (void)what;
     if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN) {
         px_log_warn("worker", NULL, "worker %u: cannot read the health wake-up: %s", w->id,
                     strerror(errno));
     }
-    for (i = 0; i < w->cfg->nclusters; i++) {
-        if (w->pools[i] != NULL) {
-            pool_cluster_sync(w->pools[i]);
+    TAILQ_FOREACH(wp, &w->allpools, link)
+    {
+        pool_cluster_sync(wp->pool);
+    }
+}
+
+/* Stop accepting; every client finishes what it sent and then closes (or closes now, idle). */
+static void
+drain(struct px_worker *w)
+{
+    struct px_client *c, *next;
+
+    if (w->draining) {
+        return;
+    }
+    w->draining = true;
+    gen_release(w); /* its listeners stop accepting; pools stay while clients use them */
+    atomic_store(&w->retired_all, true);
+    notify_main(w); /* the main thread may close the listening sockets now */
+    for (c = TAILQ_FIRST(&w->live); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        c->drain(c); /* may close it: it moves to the dead list */
+    }
+}
+
+/* The main thread posted a plan or asked for a drain. */
+static void
+on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_worker *w = arg;
+    const struct px_plan *p;
+    uint64_t n;
+
+    (void)what;
+    if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN) {
+        px_log_warn("worker", NULL, "worker %u: cannot read the control wake-up: %s", w->id,
+                    strerror(errno));
+    }
+    p = atomic_exchange_explicit(&w->next, NULL, memory_order_acquire);
+    if (p != NULL) { /* draining: taken, not applied (its sockets are about to close) */
+        atomic_store(&w->apply_failed, !w->draining && apply(w, p) == -1);
+        atomic_store(&w->applied, p->gen->number);
+        notify_main(w);
+    }
+    if (atomic_load(&w->drain_asked)) {
+        drain(w);
+    }
+}
+
+static int
+post(struct px_worker *w)
+{
+    uint64_t one = 1;
+
+    while (write(w->ctlfd, &one, sizeof(one)) == -1) {
+        if (errno != EINTR) {
+            px_log_error("worker", NULL, "cannot wake worker %u: %s", w->id, strerror(errno));
+            return -1;
         }
     }
+    return 0;
 }
 
 void
@@ -292,6 +549,42 @@ px_worker_poke(struct px_worker *w)
         px_log_warn("worker", NULL, "worker %u: cannot wake it for a health change: %s", w->id,
                     strerror(errno));
     }
+}
+
+int
+px_worker_apply(struct px_worker *w, const struct px_plan *p)
+{
+    if (!w->started) {
+        return apply(w, p);
+    }
+    atomic_store_explicit(&w->next, p, memory_order_release);
+    return post(w);
+}
+
+unsigned
+px_worker_applied(const struct px_worker *w, bool *failed)
+{
+    *failed = atomic_load(&w->apply_failed);
+    return atomic_load(&w->applied);
+}
+
+int
+px_worker_drain(struct px_worker *w)
+{
+    atomic_store(&w->drain_asked, true);
+    return post(w);
+}
+
+bool
+px_worker_draining(const struct px_worker *w)
+{
+    return atomic_load(&w->retired_all);
+}
+
+unsigned
+px_worker_clients(const struct px_worker *w)
+{
+    return atomic_load_explicit(&w->nclients, memory_order_relaxed);
 }
 
 bool
@@ -307,77 +600,66 @@ px_worker_cluster_used(const struct cfg *cfg, const struct cfg_cluster *c)
     return false;
 }
 
+static struct event *
+watch_fd(struct px_worker *w, int fd, event_callback_fn fn)
+{
+    struct event *ev = event_new(w->base, fd, EV_READ | EV_PERSIST, fn, w);
+
+    if (ev != NULL && event_add(ev, NULL) == -1) {
+        event_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 struct px_worker *
-px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients, struct pool_health **health)
+px_worker_new(unsigned id, int notifyfd)
 {
     struct px_worker *w = calloc(1, sizeof(*w));
-    size_t i;
 
     if (w == NULL) {
         return NULL;
     }
     w->id = id;
-    w->cfg = cfg;
-    w->health = health;
+    w->notifyfd = notifyfd;
     w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->syncfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->ctlfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    TAILQ_INIT(&w->allpools);
+    TAILQ_INIT(&w->retired);
+    TAILQ_INIT(&w->drained);
     TAILQ_INIT(&w->live);
     TAILQ_INIT(&w->dead);
     w->base = event_base_new();
-    w->pools = calloc(cfg->nclusters + 1, sizeof(*w->pools));
-    w->handlers = calloc(cfg->nclusters + 1, sizeof(*w->handlers));
-    w->setup = calloc(cfg->nclusters + 1, sizeof(*w->setup));
-    w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
     w->cache = calloc(REQ_CACHE_MAX, sizeof(*w->cache));
     w->scratch = evbuffer_new();
-    if (w->base == NULL || w->pools == NULL || w->handlers == NULL || w->setup == NULL ||
-        w->listeners == NULL || w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
-        w->syncfd == -1 || (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
-        (w->stop = event_new(w->base, w->stopfd, EV_READ, on_stop, w)) == NULL ||
-        (w->sync = event_new(w->base, w->syncfd, EV_READ | EV_PERSIST, on_sync, w)) == NULL ||
-        event_add(w->stop, NULL) == -1 || event_add(w->sync, NULL) == -1) {
-        goto fail;
-    }
-    for (i = 0; i < cfg->nclusters; i++) {
-        if (px_worker_cluster_used(cfg, &cfg->clusters[i]) && make_pool(w, i) == -1) {
-            goto fail;
-        }
-    }
-    for (i = 0; i < cfg->nlisteners; i++) {
-        const struct cfg_listener *lc = &cfg->listeners[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-
-        if (resolve(&lc->bind, &ss, &len) == -1) {
-            goto fail;
-        }
-        w->listeners[i] =
-            px_listener_new(w, lc, &ss, len, w->pools[lc->cluster - cfg->clusters], &clients[i]);
-        if (w->listeners[i] == NULL) {
-            goto fail;
-        }
+    if (w->base == NULL || w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
+        w->syncfd == -1 || w->ctlfd == -1 ||
+        (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
+        (w->stop = watch_fd(w, w->stopfd, on_stop)) == NULL ||
+        (w->sync = watch_fd(w, w->syncfd, on_sync)) == NULL ||
+        (w->ctl = watch_fd(w, w->ctlfd, on_ctl)) == NULL) {
+        px_worker_free(w);
+        return NULL;
     }
     return w;
-fail:
-    px_worker_free(w);
-    return NULL;
 }
 
 static void *
 worker_main(void *arg)
 {
     struct px_worker *w = arg;
+    struct wpool *wp;
     size_t i;
 
-    for (i = 0; i < w->cfg->nclusters; i++) {
-        if (w->pools[i] != NULL) {
-            pool_cluster_start(w->pools[i]);
-        }
+    TAILQ_FOREACH(wp, &w->allpools, link)
+    {
+        pool_cluster_start(wp->pool);
     }
-    for (i = 0; i < w->cfg->nlisteners; i++) {
-        if (px_listener_enable(w->listeners[i]) == -1) {
+    for (i = 0; w->gen != NULL && i < w->gen->cfg->nlisteners; i++) {
+        if (px_listener_enable(w->listeners[i]->l) == -1) {
             px_log_error("worker", NULL, "worker %u: cannot watch listener %s", w->id,
-                         w->cfg->listeners[i].name);
+                         w->gen->cfg->listeners[i].name);
         }
     }
     if (event_base_dispatch(w->base) == -1) {
@@ -389,13 +671,15 @@ worker_main(void *arg)
 int
 px_worker_start(struct px_worker *w)
 {
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    int rc;
 
+    w->started = true; /* before the thread: apply() from here on is the thread's */
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc != 0) {
+        w->started = false;
         px_log_error("worker", NULL, "cannot start worker %u: %s", w->id, strerror(rc));
         return -1;
     }
-    w->started = true;
     return 0;
 }
 
@@ -416,7 +700,7 @@ void
 px_worker_free(struct px_worker *w)
 {
     struct px_client *c;
-    size_t i;
+    struct wlistener *wl;
 
     if (w == NULL) {
         return;
@@ -425,27 +709,34 @@ px_worker_free(struct px_worker *w)
     while ((c = TAILQ_FIRST(&w->live)) != NULL) {
         c->close(c, "shutting down");
     }
-    for (i = 0; w->listeners != NULL && i < w->cfg->nlisteners; i++) {
-        px_listener_free(w->listeners[i]);
+    if (w->reaper != NULL) {
+        on_reap(-1, 0, w); /* the clients, then listeners they drained */
     }
-    for (i = 0; w->pools != NULL && i < w->cfg->nclusters; i++) {
-        pool_cluster_free(w->pools[i]); /* orphaned requests come back to the cache */
+    gen_release(w);
+    while ((wl = TAILQ_FIRST(&w->retired)) != NULL) { /* only if a client could not be freed */
+        TAILQ_REMOVE(&w->retired, wl, link);
+        listener_free(w, wl);
     }
     if (w->reaper != NULL) {
-        on_reap(-1, 0, w);
         event_free(w->reaper);
     }
     if (w->stop != NULL) {
         event_free(w->stop);
     }
-    if (w->stopfd != -1) {
-        close(w->stopfd);
-    }
     if (w->sync != NULL) {
         event_free(w->sync);
     }
+    if (w->ctl != NULL) {
+        event_free(w->ctl);
+    }
+    if (w->stopfd != -1) {
+        close(w->stopfd);
+    }
     if (w->syncfd != -1) {
         close(w->syncfd);
+    }
+    if (w->ctlfd != -1) {
+        close(w->ctlfd);
     }
     while (w->ncache > 0) {
         struct px_req *req = w->cache[--w->ncache];
@@ -457,88 +748,17 @@ px_worker_free(struct px_worker *w)
         evbuffer_free(w->scratch);
     }
     px_cmd_deinit(&w->cmd);
-    for (i = 0; w->setup != NULL && i < w->cfg->nclusters; i++) {
-        free(w->setup[i]); /* after the pools that used it */
-    }
-    free(w->setup);
     if (w->base != NULL) {
         event_base_free(w->base);
     }
     free(w->cache);
-    free(w->listeners);
-    free(w->handlers);
-    free(w->pools);
     free(w);
-}
-
-void
-px_worker_log_stats(const struct px_worker *w)
-{
-    size_t i;
-
-    for (i = 0; i < w->cfg->nlisteners && w->listeners[i] != NULL; i++) {
-        const struct px_listener_stats *st = px_listener_stats(w->listeners[i]);
-        struct px_log_ctx ctx = {.listener = w->cfg->listeners[i].name};
-
-        px_log_info(
-            "stats", &ctx,
-            "worker %u: accepted=%llu rejected=%llu accept_errors=%llu frames_in=%llu "
-            "frames_out=%llu bytes_in=%llu bytes_out=%llu bad_frames=%llu "
-            "idle_timeouts=%llu read_timeouts=%llu request_timeouts=%llu "
-            "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu",
-            w->id, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
-            (unsigned long long)st->accept_errors, (unsigned long long)st->frames_in,
-            (unsigned long long)st->frames_out, (unsigned long long)st->bytes_in,
-            (unsigned long long)st->bytes_out, (unsigned long long)st->bad_frames,
-            (unsigned long long)st->idle_timeouts, (unsigned long long)st->read_timeouts,
-            (unsigned long long)st->request_timeouts, (unsigned long long)st->write_timeouts,
-            (unsigned long long)st->upstream_failures, (unsigned long long)st->rejected_commands);
-    }
-    for (i = 0; i < w->cfg->nclusters; i++) {
-        const struct pool_stats *ps;
-        struct px_log_ctx ctx = {.cluster = w->cfg->clusters[i].name};
-
-        if (w->pools[i] == NULL) {
-            continue;
-        }
-        ps = pool_cluster_stats(w->pools[i]);
-        px_log_info(
-            "stats", &ctx,
-            "worker %u: conns_opened=%llu conns_max=%llu connect_failures=%llu "
-            "requests=%llu responses=%llu retries=%llu queued=%llu leases=%llu "
-            "canceled=%llu pins=%llu unpin_resets=%llu failed_upstream=%llu "
-            "failed_timeout=%llu failed_queue=%llu failed_unhealthy=%llu",
-            w->id, (unsigned long long)ps->conns_opened, (unsigned long long)ps->max_conns_seen,
-            (unsigned long long)ps->connect_failures, (unsigned long long)ps->requests,
-            (unsigned long long)ps->responses, (unsigned long long)ps->retries,
-            (unsigned long long)ps->queued, (unsigned long long)ps->leases,
-            (unsigned long long)ps->canceled, (unsigned long long)ps->pins,
-            (unsigned long long)ps->unpin_resets,
-            (unsigned long long)(ps->failed[POOL_UPSTREAM_ERROR] + ps->failed[POOL_MALFORMED] +
-                                 ps->failed[POOL_CONNECT_FAILED] + ps->failed[POOL_REFUSED]),
-            (unsigned long long)ps->failed[POOL_TIMEOUT],
-            (unsigned long long)(ps->failed[POOL_QUEUE_FULL] + ps->failed[POOL_QUEUE_TIMEOUT]),
-            (unsigned long long)ps->failed[POOL_UNHEALTHY]);
-    }
 }
 
 struct event_base *
 px_worker_base(struct px_worker *w)
 {
     return w->base;
-}
-
-struct pool_cluster *
-px_worker_pool(struct px_worker *w, const char *cluster)
-{
-    size_t i;
-
-    for (i = 0; i < w->cfg->nclusters; i++) {
-        if (w->pools[i] != NULL && strcmp(w->cfg->clusters[i].name, cluster) == 0) {
-            return w->pools[i];
-        }
-    }
-    return NULL;
 }
 
 struct px_cmd *

@@ -21,46 +21,81 @@ struct event_base;
 struct evbuffer;
 struct pool_cluster;
 struct pool_health;
+struct pool_stats;
+struct px_gen;
 struct px_worker;
 struct px_listener;
 struct px_req;
 struct px_session;
 
-/* Per-listener counters of one worker; only that worker writes them. */
+/*
+ * Per-listener counters of one worker; only that worker writes them (pool/pool_stat.h).
+ * Successive listeners of one name in a worker (reloads) share the block.
+ */
 struct px_listener_stats {
-    uint64_t accepted;
-    uint64_t active;
-    uint64_t rejected;      /* past max_clients */
-    uint64_t accept_errors; /* EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting paused */
-    uint64_t frames_in;
-    uint64_t frames_out;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    uint64_t bad_frames; /* oversize or malformed: the client was closed */
-    uint64_t idle_timeouts;
-    uint64_t read_timeouts;
-    uint64_t request_timeouts;
-    uint64_t write_timeouts;    /* a client that did not read its replies */
-    uint64_t upstream_failures; /* requests that failed upstream (closed, or an error reply) */
-    uint64_t rejected_commands; /* resp: refused by sluice (not allowed, not shardable, auth) */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t active;
+    _Atomic uint64_t rejected;      /* past max_clients */
+    _Atomic uint64_t accept_errors; /* EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting paused */
+    _Atomic uint64_t frames_in;
+    _Atomic uint64_t frames_out;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t bad_frames; /* oversize or malformed: the client was closed */
+    _Atomic uint64_t idle_timeouts;
+    _Atomic uint64_t read_timeouts;
+    _Atomic uint64_t request_timeouts;
+    _Atomic uint64_t write_timeouts; /* a client that did not read its replies */
+    _Atomic uint64_t
+        upstream_failures; /* requests that failed upstream (closed, or an error reply) */
+    _Atomic uint64_t
+        rejected_commands; /* resp: refused by sluice (not allowed, not shardable, auth) */
 };
 
 /* The head of a client session or relay, embedded in it: how the worker ends and frees it. */
 struct px_client {
     TAILQ_ENTRY(px_client) link; /* the worker's live list, then its reap list */
     void (*close)(struct px_client *c, const char *why);
+    /* Shutting down: take no new request, answer those sent, then close (now, when idle). */
+    void (*drain)(struct px_client *c);
     void (*free)(struct px_client *c);
 };
 
 #define px_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /*
- * Build a worker: create its pools, bind its listeners. NULL after logging why.
- * clients[i] counts listener i's clients across workers (max_clients);
- * health[i] is cluster i's shared health (NULL for a cluster no listener uses).
+ * A worker's share of a configuration generation, built by the main thread.
+ * Arrays are indexed like the generation's cfg; the main thread keeps them
+ * until the worker reported the plan taken.
  */
-struct px_worker *px_worker_new(const struct cfg *cfg, unsigned id, atomic_uint *clients,
-                                struct pool_health **health);
+struct px_plan {
+    struct px_gen *gen;                /* borrowed: the worker takes references */
+    const int *fds;                    /* per listener: this worker's listening socket */
+    atomic_uint **clients;             /* per listener: its clients across workers (max_clients) */
+    struct px_listener_stats **lstats; /* per listener: this worker's counters */
+    struct pool_stats **pstats;        /* per cluster: this worker's counters */
+    struct pool_health **health; /* per cluster: shared health, NULL when no listener uses it */
+};
+
+/*
+ * An empty worker; notifyfd (an eventfd, borrowed) is written when it has
+ * taken a posted plan and when a drain has closed its last client. NULL on failure.
+ */
+struct px_worker *px_worker_new(unsigned id, int notifyfd);
+/*
+ * Serve plan p (which must outlive the call, or until px_worker_applied()
+ * reports it). Before px_worker_start() it is applied at once: 0 or -1;
+ * after, it is posted to the thread: -1 only if that failed.
+ */
+int px_worker_apply(struct px_worker *w, const struct px_plan *p);
+/* The generation of the last plan the thread took, and whether it failed (then nothing changed). */
+unsigned px_worker_applied(const struct px_worker *w, bool *failed);
+/* Stop accepting and close every client at its next frame boundary. */
+int px_worker_drain(struct px_worker *w);
+/* Whether a drain has stopped it watching its listening sockets (they may be closed now). */
+bool px_worker_draining(const struct px_worker *w);
+/* Clients (sessions and relays) alive, from any thread. */
+unsigned px_worker_clients(const struct px_worker *w);
 /* From the main thread: a server's health changed; the worker's pools catch up. */
 void px_worker_poke(struct px_worker *w);
 /* Pools are built for the clusters that listeners use (udp relays come later). */
@@ -73,12 +108,11 @@ int px_worker_start(struct px_worker *w);
 void px_worker_stop(struct px_worker *w);
 void px_worker_free(struct px_worker *w);
 
-/* Log a worker's counters (at stop, and for tests). */
-void px_worker_log_stats(const struct px_worker *w);
+/* A retired listener's last client ended: the worker frees it after the current callbacks. */
+void px_worker_listener_drained(struct px_worker *w, struct px_listener *l);
 
-/* For sessions: the worker's base, pool of a cluster, request cache and reaper. */
+/* For sessions: the worker's base, request cache and reaper. */
 struct event_base *px_worker_base(struct px_worker *w);
-struct pool_cluster *px_worker_pool(struct px_worker *w, const char *cluster);
 struct evbuffer *px_worker_scratch(struct px_worker *w);
 /* A resp request's argument index, reused from request to request. */
 struct px_cmd *px_worker_cmd(struct px_worker *w);

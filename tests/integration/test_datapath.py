@@ -621,7 +621,9 @@ def test_raw_backpressure_does_not_spin(upstream, sluice):
     """An upstream that stops reading: sluice stops reading the client, without burning CPU."""
     up = upstream(mode="stall")
     port = free_port()
-    p = sluice(config(port, up.port, codec="raw", pool="min_idle: 1"))
+    # A raw relay has no frame boundary to stop at: a SIGTERM waits drain_timeout for it.
+    p = sluice(config(port, up.port, codec="raw", pool="min_idle: 1") +
+               "shutdown: { drain_timeout: 1s }\n")
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each send its own segment
     s.setblocking(False)

@@ -248,7 +248,7 @@ pt_cluster_new(struct fixture *f, const struct pool_handler *h)
     for (i = 0; i < f->cfg.nservers; i++) {
         assert_true(pool_health_set(health, i, &f->addrs[i], 1) >= 0);
     }
-    return pool_cluster_new(f->base, &f->cfg, health, h);
+    return pool_cluster_new(f->base, &f->cfg, health, h, NULL);
 }
 
 void

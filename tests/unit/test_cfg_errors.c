@@ -51,7 +51,7 @@ test_unknown_key_no_match(void **state)
     (void)state;
     expect_error(LISTENER_A CLUSTER_C "frobnicate: 1\n",
                  "t.yaml:9:1: frobnicate: unknown key 'frobnicate'; expected one of: workers, "
-                 "log, admin, listeners, clusters, udp");
+                 "log, admin, shutdown, listeners, clusters, udp");
 }
 
 static void
