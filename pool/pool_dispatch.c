@@ -234,7 +234,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
 
     POOL_STAT_INC(c->stats->requests);
     req->cluster = c;
-    req->submit_us = pool_now_us(c);
+    req->submit_us = pool_now_us();
     req->tries = 0;
     req->exclusive = 0;
     if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {

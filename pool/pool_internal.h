@@ -137,7 +137,7 @@ pool_server_wanted(struct pool_cluster *c, const struct pool_server *s, uint64_t
 /* No healthy (or warming) server and panic fail_fast: requests fail at once. */
 bool pool_cluster_failing_fast(struct pool_cluster *c, uint64_t now);
 uint64_t pool_now_ms(void);
-uint64_t pool_now_us(const struct pool_cluster *c);
+uint64_t pool_now_us(void);
 uint64_t pool_random(struct pool_cluster *c);
 
 /* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */

@@ -10,6 +10,7 @@ PACKAGES=(
   # tests
   python3 python3-pytest python3-yaml memcached socat dnsmasq-base nginx-light
   redis-server nutcracker python3-redis
+  prometheus  # promtool checks the /metrics exposition
   # fuzzing: clang only recommends libclang-rt-14-dev, which holds libFuzzer
   clang libclang-rt-14-dev
 )

@@ -1,0 +1,208 @@
+"""Reload (SIGHUP) of the real binary under load: ten reloads alternating two configurations
+lose no request and refuse no connection; unchanged clusters keep their warm upstream
+connections while changed ones get new pools; a removed listener stops accepting while its
+clients finish; a broken file changes nothing. Upstreams are tagged
+tests/tools/fakeupstream.py processes on 127.0.0.1; every loop has a count and a deadline,
+and every process is stopped when its test ends."""
+import re
+import signal
+import socket
+import threading
+import time
+
+from conftest import free_port, free_ports
+from test_admin import get, metric, parse_metrics, wait_for
+
+
+def config(admin, listeners, clusters, extra=""):
+    """listeners: [(name, port, cluster)]; clusters: [(name, [ports], pool)]."""
+    out = ["workers: 2", "log: { level: info }", "admin: { bind: 127.0.0.1:%d }" % admin, extra,
+           "listeners:"]
+    for name, port, cluster in listeners:
+        out += ["  - name: %s" % name, "    bind: 127.0.0.1:%d" % port, "    codec: line",
+                "    cluster: %s" % cluster]
+    out.append("clusters:")
+    for name, ports, pool in clusters:
+        out += ["  - name: %s" % name, "    servers:"]
+        out += ["      - { address: 127.0.0.1:%d }" % p for p in ports]
+        out.append("    pool: { %s }" % pool)
+    return "\n".join(out) + "\n"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Load:
+    """Client threads until stopped: 'fresh' ones open a connection per batch of requests,
+    'kept' ones hold one connection throughout. Every reply must be its request, tagged by
+    one of the upstreams."""
+
+    def __init__(self, port, tags, fresh=4, kept=4, deadline=60.0, max_batches=100000):
+        self.port, self.tags = port, tags
+        self.ok = 0
+        self.errors = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.end = time.monotonic() + deadline
+        self.max_batches = max_batches
+        self.threads = [threading.Thread(target=self.run, args=(i, i < fresh), daemon=True)
+                        for i in range(fresh + kept)]
+        for t in self.threads:
+            t.start()
+
+    def batch(self, f, t, n):
+        for i in range(5):
+            f.write(b"t%d-%d-%d\n" % (t, n, i))
+        f.flush()
+        for i in range(5):
+            line = f.readline()
+            tag, _, rest = line.partition(b":")
+            if tag.decode() not in self.tags or rest != b"t%d-%d-%d\n" % (t, n, i):
+                raise AssertionError("reply %r to request t%d-%d-%d" % (line, t, n, i))
+
+    def run(self, t, fresh):
+        n = 0
+        s = f = None
+        try:
+            while not self.stop.is_set() and time.monotonic() < self.end and n < self.max_batches:
+                if s is None:
+                    s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                    f = s.makefile("rwb")
+                self.batch(f, t, n)
+                n += 1
+                with self.lock:
+                    self.ok += 5
+                if fresh:
+                    s.close()
+                    s = None
+        except Exception as e:  # noqa: BLE001 - every failure is the test's finding
+            with self.lock:
+                self.errors.append("thread %d batch %d: %r" % (t, n, e))
+        finally:
+            if s is not None:
+                s.close()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+        return self.ok, self.errors
+
+
+def test_ten_reloads_under_load_lose_nothing(upstream, sluice, tmp_path):
+    a, b = upstream(tag="a"), upstream(tag="b")
+    port, extra_port, adm = free_ports(3)
+    one = config(adm, [("front", port, "back")], [("back", [a.port], "min_idle: 1")])
+    two = config(adm, [("front", port, "back"), ("extra", extra_port, "back")],
+                 [("back", [a.port, b.port], "min_idle: 2, max_connections: 8")])
+    p = sluice(one)
+    load = Load(port, {"a", "b"})
+    try:
+        time.sleep(0.3)
+        for i in range(10):
+            write(p.config_path, two if i % 2 == 0 else one)
+            p.send(signal.SIGHUP)
+            p.wait_line("generation %d: every worker serves it" % (i + 2))
+            time.sleep(0.3)
+    finally:
+        ok, errors = load.finish()
+    print("requests answered across the reloads:", ok)
+    assert errors == []
+    assert ok >= 200, "too little traffic to tell: %d requests" % ok
+    m = parse_metrics(get(adm, "/metrics")[2])
+    assert metric(m, "sluice_config_generation") == 11
+    assert metric(m, "sluice_config_reloads_total") == 10
+    assert metric(m, "sluice_config_reload_failures_total") == 0
+    assert metric(m, "sluice_requests_total", cluster="back", result="ok") == ok
+    text = "\n".join(p.lines)
+    assert "~cluster back" in text and "+listener extra" in text and "-listener extra" in text
+    assert p.stop() == 0
+
+
+def test_unchanged_cluster_keeps_its_warm_pool(upstream, sluice):
+    a, b = upstream(tag="a"), upstream(tag="b")
+    pa, pb, adm = free_ports(3)
+    listeners = [("la", pa, "ca"), ("lb", pb, "cb")]
+    before = config(adm, listeners, [("ca", [a.port], "min_idle: 1"), ("cb", [b.port], "min_idle: 1")])
+    after = config(adm, listeners, [("ca", [a.port], "min_idle: 1"), ("cb", [b.port], "min_idle: 2")])
+    p = sluice(before)
+    wait_for(lambda: a.stats()["open"] == 2 and b.stats()["open"] == 2, what="warm pools")
+    opened_a, opened_b = a.stats()["opened"], b.stats()["opened"]
+
+    write(p.config_path, after)
+    p.send(signal.SIGHUP)
+    i = p.wait_line("generation 2: every worker serves it")
+    assert "generation 2 changes: ~cluster cb" in "\n".join(p.lines)
+    # cb's new pool warms two per worker; the old pool's connections close (no client used it).
+    wait_for(lambda: b.stats()["open"] == 4, what="cb's new pool warm")
+    assert b.stats()["opened"] == opened_b + 4
+    for port, tag in ((pa, b"a"), (pb, b"b")):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"x\n")
+            assert s.makefile("rb").readline() == tag + b":x\n"
+    # ca did not change: the same warm connections, none opened or closed.
+    assert a.stats()["opened"] == opened_a and a.stats()["open"] == 2
+    assert p.stop() == 0
+
+
+def test_removed_listener_stops_accepting_and_its_client_finishes(upstream, sluice):
+    a = upstream(tag="a")
+    keep, gone, adm = free_ports(3)
+    both = config(adm, [("keep", keep, "back"), ("gone", gone, "back")], [("back", [a.port], "")])
+    p = sluice(both)
+    client = socket.create_connection(("127.0.0.1", gone), timeout=5)
+    f = client.makefile("rwb")
+    f.write(b"before\n")
+    f.flush()
+    assert f.readline() == b"a:before\n"
+
+    write(p.config_path, config(adm, [("keep", keep, "back")], [("back", [a.port], "")]))
+    p.send(signal.SIGHUP)
+    p.wait_line("generation 2: every worker serves it")
+    try:
+        socket.create_connection(("127.0.0.1", gone), timeout=2).close()
+        raise AssertionError("the removed listener still accepts")
+    except ConnectionRefusedError:
+        pass
+    f.write(b"after\n")  # the client of the removed listener goes on
+    f.flush()
+    assert f.readline() == b"a:after\n"
+    client.close()
+
+    write(p.config_path, both)  # and it comes back
+    p.send(signal.SIGHUP)
+    p.wait_line("generation 3: every worker serves it")
+    with socket.create_connection(("127.0.0.1", gone), timeout=5) as s:
+        s.sendall(b"again\n")
+        assert s.makefile("rb").readline() == b"a:again\n"
+    assert p.stop() == 0
+
+
+def test_broken_reload_changes_nothing(upstream, sluice):
+    a = upstream(tag="a")
+    port, adm = free_ports(2)
+    good = config(adm, [("front", port, "back")], [("back", [a.port], "min_idle: 1")])
+    p = sluice(good)
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = client.makefile("rwb")
+    opened = wait_for(lambda: a.stats()["opened"] or None, what="warm pool")
+
+    write(p.config_path, good.replace("    pool: { min_idle: 1 }", "    pool: { min_idle: lots }")
+          + "bogus: 1\n")
+    p.send(signal.SIGHUP)
+    i = p.wait_line("reload of %s failed with 2 errors; still running generation 1" % p.config_path)
+    text = "\n".join(p.lines[:i])
+    assert re.search(re.escape(p.config_path) + r":\d+:\d+: clusters\[0\]\.pool\.min_idle: ", text)
+    assert re.search(re.escape(p.config_path) + r":\d+:1: bogus: unknown key", text)
+    f.write(b"still\n")
+    f.flush()
+    assert f.readline() == b"a:still\n"
+    m = parse_metrics(get(adm, "/metrics")[2])
+    assert metric(m, "sluice_config_generation") == 1
+    assert metric(m, "sluice_config_reload_failures_total") == 1
+    assert metric(m, "sluice_config_reloads_total") == 0
+    assert a.stats()["opened"] == opened  # the pool was not touched
+    client.close()
+    assert p.stop() == 0
