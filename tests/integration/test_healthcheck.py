@@ -35,9 +35,12 @@ def serve():
     when the test ends."""
     servers = []
 
-    def start(status=200):
+    def start(status=200, host="127.0.0.1"):
         handler = type("H", (Healthz,), {"status": status})
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        cls = http.server.ThreadingHTTPServer
+        if ":" in host:
+            cls = type("V6", (cls,), {"address_family": socket.AF_INET6})
+        srv = cls((host, free_port()), handler)
         srv.daemon_threads = True
         srv.paths, srv.hosts = [], []
         threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -86,6 +89,15 @@ def test_wildcard_bind_is_asked_on_loopback(sluice_bin, write_config, serve, bin
     r = run([sluice_bin, "healthcheck", "-c", admin_config(write_config, bind % port)], timeout=10)
     assert r.returncode == 0, r.stderr
     assert srv.hosts == ["127.0.0.1:%d" % port]
+
+
+@pytest.mark.parametrize("bind", ["[::1]:%d", "[::]:%d"])
+def test_ipv6_bind(sluice_bin, write_config, serve, bind):
+    srv = serve(200, host="::1")
+    port = srv.server_address[1]
+    r = run([sluice_bin, "healthcheck", "-c", admin_config(write_config, bind % port)], timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert srv.hosts == ["[::1]:%d" % port]
 
 
 def test_silent_server_times_out(sluice_bin, write_config):
