@@ -3,6 +3,8 @@
  * Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
  */
 #include "config/cfg.h"
+#include "config/cfg_value.h"
+#include "proxy/px_healthcheck.h"
 #include "proxy/px_log.h"
 #include "proxy/px_server.h"
 
@@ -24,6 +26,7 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: sluice [-c FILE] [-t] [--version] [-h]\n"
+            "       sluice healthcheck [-c FILE] [--timeout DURATION]\n"
             "\n"
             "  -c, --config FILE  configuration file (default: %s,\n"
             "                     else %s)\n"
@@ -32,6 +35,10 @@ usage(FILE *out)
             "      --reference    print the configuration reference (markdown) and exit\n"
             "  -V, --version      print the versions of sluice and its libraries and exit\n"
             "  -h, --help         print this help and exit\n"
+            "\n"
+            "healthcheck: GET /healthz on the admin.bind of FILE (a wildcard bind on loopback)\n"
+            "and exit 0 when it answers 200, else 1 saying why; for a container's HEALTHCHECK.\n"
+            "      --timeout DURATION  for connecting and the answer together (default: 2s)\n"
             "\n"
             "exit status: 0 ok, 1 runtime failure, 2 bad configuration or usage\n",
             SLUICE_INSTALLED_CONFIG, SLUICE_SOURCE_CONFIG);
@@ -71,6 +78,61 @@ load(const char *path)
     return cfg;
 }
 
+/* sluice healthcheck [-c FILE] [--timeout DURATION]; argv[0] is "healthcheck". */
+static int
+healthcheck_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL, *why;
+    uint64_t timeout_ms = PX_HEALTHCHECK_TIMEOUT_MS;
+    struct cfg *cfg;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'T':
+            if (cfg_parse_duration(optarg, &timeout_ms, &why) == -1) {
+                fprintf(stderr, "sluice healthcheck: --timeout %s: %s\n", optarg, why);
+                return EXIT_CONFIG;
+            }
+            if (timeout_ms == 0) {
+                fprintf(stderr, "sluice healthcheck: --timeout must be more than 0\n");
+                return EXIT_CONFIG;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice healthcheck: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    if (path == NULL) {
+        path = default_config();
+    }
+    cfg = load(path);
+    if (cfg == NULL) {
+        return EXIT_CONFIG;
+    }
+    rc = px_healthcheck_run(&cfg->admin, timeout_ms, stderr) == 0 ? 0 : EXIT_RUNTIME;
+    cfg_free(cfg);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -84,6 +146,9 @@ main(int argc, char **argv)
     struct cfg *cfg;
     int c, rc;
 
+    if (argc > 1 && strcmp(argv[1], "healthcheck") == 0) {
+        return healthcheck_main(argc - 1, argv + 1);
+    }
     while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
