@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQUEST_MAX 4096
+#define REQUEST_MAX 8192
 #define STATUS_LINE_MAX 256
 #define PEER_MAX (INET6_ADDRSTRLEN + 16)
 
@@ -254,15 +254,18 @@ connect_admin(struct probe *p, const struct cfg_addr *bind)
  * here (an Authorization line, when the admin endpoint asks for one).
  */
 static int
-build_request(char *buf, size_t size, const char *host)
+build_request(char *buf, size_t size, const char *host, const struct cfg_bytes *token)
 {
     int n = snprintf(buf, size,
                      "GET /healthz HTTP/1.1\r\n"
                      "Host: %s\r\n"
                      "User-Agent: sluice-healthcheck\r\n"
+                     "%s%.*s%s"
                      "Connection: close\r\n"
                      "\r\n",
-                     host);
+                     host, token->ptr != NULL ? "Authorization: Bearer " : "",
+                     token->ptr != NULL ? (int)token->len : 0, token->ptr != NULL ? token->ptr : "",
+                     token->ptr != NULL ? "\r\n" : "");
 
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
@@ -352,7 +355,7 @@ probe(struct probe *p, const struct cfg_admin *admin)
     if (connect_admin(p, &admin->bind) == -1) {
         return -1;
     }
-    len = build_request(req, sizeof(req), p->peer);
+    len = build_request(req, sizeof(req), p->peer, &admin->token);
     if (len == -1) {
         p->why = HC_REQUEST;
         return -1;

@@ -203,3 +203,27 @@ def test_admin_bind_in_use_fails_the_start(upstream, sluice_bin, write_config, p
         p = procs([sluice_bin, "-c", write_config(text)])
         p.wait_line("admin: cannot listen on 127.0.0.1:%d" % adm)
         assert p.p.wait(10) == 1
+
+
+def test_healthcheck_command_against_the_admin_endpoint(upstream, sluice, sluice_bin, write_config,
+                                                       tmp_path):
+    up = upstream()
+    port = free_port()
+    (tmp_path / "token").write_text("hc-token\n")
+    text = front_back_config(port, [up.port]).replace(
+        "admin: { bind: ", "admin: { token_file: %s, bind: " % (tmp_path / "token"))
+    p = sluice(text)
+    r = subprocess.run([sluice_bin, "healthcheck", "-c", p.config_path], capture_output=True,
+                       timeout=10)
+    assert (r.returncode, r.stderr) == (0, b"")
+    # A config without the token: the endpoint refuses, and the command says so.
+    other = write_config(re.sub(r"admin: \{ bind: 127\.0\.0\.1:\d+ \}",
+                                "admin: { bind: 127.0.0.1:%d }" % admin_port(text),
+                                front_back_config(free_port(), [up.port])))
+    r = subprocess.run([sluice_bin, "healthcheck", "-c", other], capture_output=True, timeout=10)
+    assert r.returncode == 1
+    assert b"answered 401" in r.stderr, r.stderr
+    assert p.stop() == 0
+    r = subprocess.run([sluice_bin, "healthcheck", "-c", p.config_path], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 1 and b"Connection refused" in r.stderr
