@@ -826,12 +826,13 @@ reload_done(struct px_server *srv)
     }
     plan_free(srv->pending);
     srv->pending = NULL;
-    close_sockets(srv, number, false);
     if (failed > 0) {
+        /* Those workers still listen on the old sockets: they close after a later reload. */
         px_log_error("config", NULL,
                      "generation %u: %u worker%s could not apply it and serve the one before",
                      number, failed, failed == 1 ? "" : "s");
     } else {
+        close_sockets(srv, number, false);
         px_log_info("config", NULL, "generation %u: every worker serves it", number);
     }
     if (srv->reload_again) {

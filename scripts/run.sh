@@ -49,6 +49,19 @@ echo "== $CLIENTS clients x $REQUESTS pipelined requests through sluice"
   --seconds 120 | tr ' ' '\n' | sed 's/^/  /'
 conns_during=$(ss -Htn state established '( dport = :7101 )' | wc -l)
 
+echo "== the admin endpoint's view (GET 127.0.0.1:9901/metrics, /readyz)"
+/usr/bin/python3 - <<'PY'
+import urllib.request
+with urllib.request.urlopen("http://127.0.0.1:9901/readyz", timeout=5) as r:
+    print("  readyz:", r.status, r.read().decode().strip())
+with urllib.request.urlopen("http://127.0.0.1:9901/metrics", timeout=5) as r:
+    for line in r.read().decode().splitlines():
+        if line.startswith(("sluice_requests_total", "sluice_upstream_connections_opened_total",
+                            "sluice_request_duration_seconds_count", "sluice_frames_in_total",
+                            "sluice_server_up")) and not line.endswith(" 0"):
+            print("  " + line)
+PY
+
 kill -TERM "$sluice_pid"
 wait "$sluice_pid" || true
 sluice_pid=""
