@@ -784,6 +784,57 @@ test_diag_reused(void **state)
     cfg_diag_free(diag);
 }
 
+/* What a reload keeps: sections equal key by key, defaults and secret file contents included. */
+static void
+test_sections_same_for_reload(void **state)
+{
+    char pw1[256], tok[256], text[1024];
+    struct cfg *a, *b, *c, *d;
+    FILE *f;
+
+    (void)state;
+    make_file(pw1, sizeof(pw1), "pw", "one\n");
+    make_file(tok, sizeof(tok), "token", "t0ken\n");
+    a = load_ok(LISTENER_A CLUSTER_C "    pool: { max_connections: 4 }\n");
+    b = load_ok(LISTENER_A CLUSTER_C "    pool: { max_connections: 4, min_idle: 1 }\n"
+                                     "    balance: round_robin\n"); /* the defaults, written */
+    c = load_ok(LISTENER_A CLUSTER_C "    pool: { max_connections: 5 }\n"
+                                     "shutdown: { drain_timeout: 250ms }\n");
+    assert_true(cfg_cluster_same(&a->clusters[0], &b->clusters[0]));
+    assert_false(cfg_cluster_same(&a->clusters[0], &c->clusters[0]));
+    assert_true(cfg_listener_same(&a->listeners[0], &c->listeners[0]));
+    assert_int_equal(a->shutdown.drain_timeout_ms, 10000);
+    assert_int_equal(c->shutdown.drain_timeout_ms, 250);
+    assert_null(a->admin.token_file);
+    cfg_free(b);
+    cfg_free(c);
+
+    /* The same password_file path with other contents is a change. */
+    snprintf(text, sizeof(text),
+             "admin: { token_file: %s }\n"
+             "listeners:\n  - { name: a, bind: 127.0.0.1:7000, codec: resp, cluster: c }\n"
+             "clusters:\n  - name: c\n    servers: [{ address: 127.0.0.1:7001 }]\n"
+             "    resp: { password_file: %s }\n",
+             tok, pw1);
+    b = load_ok(text);
+    d = load_ok(text);
+    assert_int_equal(b->admin.token.len, 5);
+    assert_memory_equal(b->admin.token.ptr, "t0ken", 5);
+    assert_true(cfg_cluster_same(&b->clusters[0], &d->clusters[0]));
+    cfg_free(d);
+    f = fopen(pw1, "w"); /* the same path, a new password */
+    assert_non_null(f);
+    assert_int_equal(fputs("two\n", f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    d = load_ok(text);
+    assert_false(cfg_cluster_same(&b->clusters[0], &d->clusters[0]));
+    cfg_free(a);
+    cfg_free(b);
+    cfg_free(d);
+    unlink(pw1);
+    unlink(tok);
+}
+
 /* Dump a rich config, load the dump, dump again: the same text after the first comment line. */
 static void
 test_dump_round_trip(void **state)
@@ -954,6 +1005,7 @@ main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_files),
         cmocka_unit_test(test_diag_reused),
+        cmocka_unit_test(test_sections_same_for_reload),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_dump_round_trip_non_ascii),
     };

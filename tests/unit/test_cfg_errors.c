@@ -55,6 +55,17 @@ test_unknown_key_no_match(void **state)
 }
 
 static void
+test_admin_token_file_unreadable(void **state)
+{
+    (void)state;
+    expect_error_has(
+        "admin: { token_file: /nonexistent/sluice-token }\n" LISTENER_A CLUSTER_C,
+        "t.yaml:1:22: admin.token_file: cannot read '/nonexistent/sluice-token': ", "No such file");
+    expect_error("shutdown: { drain_timeout: soon }\n" LISTENER_A CLUSTER_C,
+                 "t.yaml:1:28: shutdown.drain_timeout: ");
+}
+
+static void
 test_unknown_codec_parameter(void **state)
 {
     (void)state;
@@ -1061,6 +1072,7 @@ const struct CMUnitTest cfg_error_tests[] = {
     cmocka_unit_test(test_alias_without_anchor),
     cmocka_unit_test(test_unknown_key_did_you_mean),
     cmocka_unit_test(test_unknown_key_no_match),
+    cmocka_unit_test(test_admin_token_file_unreadable),
     cmocka_unit_test(test_unknown_codec_parameter),
     cmocka_unit_test(test_duplicate_key),
     cmocka_unit_test(test_root_not_a_mapping),

@@ -51,6 +51,72 @@ test_pipelined_in_order_on_max_connections(void **state)
     pt_teardown_cluster(f, c);
 }
 
+static uint64_t
+latency_count(const struct pool_stats *st)
+{
+    uint64_t n = 0;
+    size_t i;
+
+    for (i = 0; i <= POOL_LATENCY_BUCKETS; i++) {
+        n += POOL_STAT_GET(st->latency[i]);
+    }
+    return n;
+}
+
+/* Two pools, one after the other, count into one block (a reload): counters run on, gauges
+ * come back to zero when a pool goes, every answer is in the latency histogram. */
+static void
+test_counters_shared_by_successive_pools(void **state)
+{
+    struct fixture *f = pt_setup_cluster(2, 64, 100, 1000);
+    struct pool_cluster *c = pt_cluster_new(f, &pt_handler); /* makes the shared health */
+    struct pool_cluster *a, *b;
+    struct pool_stats st;
+    struct req reqs[20];
+    char text[32];
+    int i;
+
+    (void)state;
+    memset(&st, 0, sizeof(st));
+    a = pool_cluster_new(f->base, &f->cfg, f->health[0], &pt_handler, &st);
+    assert_non_null(a);
+    for (i = 0; i < 20; i++) {
+        snprintf(text, sizeof(text), "q%d\n", i);
+        pt_req_init(&reqs[i], text);
+        assert_int_equal(pt_submit(i < 10 ? a : c, &reqs[i]), POOL_OK);
+    }
+    pt_run_until_done(f->base, reqs, 20);
+    assert_int_equal(POOL_STAT_GET(st.requests), 10); /* c counts in its own block */
+    assert_int_equal(POOL_STAT_GET(st.responses), 10);
+    assert_int_equal(latency_count(&st), 10);
+    assert_int_equal(POOL_STAT_GET(st.conns_active), 1);
+    assert_int_equal(POOL_STAT_GET(st.conns_idle), 1); /* answered: nothing in flight */
+    assert_int_equal(latency_count(pool_cluster_stats(c)), 10);
+    pool_cluster_free(a);
+    assert_int_equal(POOL_STAT_GET(st.conns_active), 0);
+    assert_int_equal(POOL_STAT_GET(st.conns_idle), 0);
+    assert_int_equal(POOL_STAT_GET(st.conns_closed), POOL_STAT_GET(st.conns_opened));
+    pt_free_reqs(reqs, 20);
+
+    b = pool_cluster_new(f->base, &f->cfg, f->health[0], &pt_handler, &st);
+    assert_non_null(b);
+    for (i = 0; i < 10; i++) {
+        snprintf(text, sizeof(text), "r%d\n", i);
+        pt_req_init(&reqs[i], text);
+        assert_int_equal(pt_submit(b, &reqs[i]), POOL_OK);
+    }
+    assert_int_equal(POOL_STAT_GET(st.conns_idle), 0); /* connecting, then busy */
+    pt_run_until_done(f->base, reqs, 10);
+    assert_int_equal(POOL_STAT_GET(st.requests), 20);
+    assert_int_equal(POOL_STAT_GET(st.responses), 20);
+    assert_int_equal(latency_count(&st), 20);
+    assert_true(POOL_STAT_GET(st.latency_sum_us) > 0);
+    pool_cluster_free(b);
+    assert_int_equal(POOL_STAT_GET(st.conns_active), 0);
+    pt_free_reqs(reqs, 10);
+    pt_teardown_cluster(f, c);
+}
+
 static void
 test_exclusive_connections_queue_the_rest(void **state)
 {
@@ -497,6 +563,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_in_order_on_max_connections),
+        cmocka_unit_test(test_counters_shared_by_successive_pools),
         cmocka_unit_test(test_exclusive_connections_queue_the_rest),
         cmocka_unit_test(test_queue_served_in_arrival_order),
         cmocka_unit_test(test_queue_full_and_queue_timeout),
