@@ -102,7 +102,8 @@ struct pool_req {
      * server while that one is unanswered (borrowed; the owner clears it when
      * that one is answered). This one then goes on the same connection, or
      * waits behind it in the queue, so one client's requests to a server keep
-     * their order.
+     * their order. One submitted to another pool (a reload moved the owner
+     * to a new one) is ignored.
      */
     struct pool_req *after;
     uint32_t shard; /* set by the owner: pool_cluster_shard()'s value for its key; 0: any server */
@@ -270,6 +271,12 @@ void pool_unpin(struct pool_conn *conn, enum pool_unpin_mode mode);
 
 const struct pool_stats *pool_cluster_stats(const struct pool_cluster *c);
 const char *pool_cluster_name(const struct pool_cluster *c);
+/*
+ * Nothing of an owner's on it: no request queued, in flight (orphans
+ * included) or being leased, no connection pinned. A pool a reload replaced
+ * is freed once it is.
+ */
+bool pool_cluster_idle(const struct pool_cluster *c);
 /* Shared connections open now (connecting included), over every server. */
 unsigned pool_cluster_conns(const struct pool_cluster *c);
 

@@ -89,7 +89,7 @@ pred_conn(struct pool_cluster *c, const struct pool_req *req)
 {
     const struct pool_req *a = req->after;
 
-    if (a == NULL || a->conn == NULL ||
+    if (a == NULL || a->cluster != c || a->conn == NULL ||
         (a->state != POOL_REQ_SENT && a->state != POOL_REQ_ASSIGNED) ||
         a->conn->kind != CONN_SHARED) {
         return NULL;
@@ -117,7 +117,8 @@ affine_conn(struct pool_cluster *c, const struct pool_req *req)
 static bool
 must_wait(struct pool_cluster *c, const struct pool_req *req)
 {
-    return (req->after != NULL && req->after->state == POOL_REQ_QUEUED) ||
+    return (req->after != NULL && req->after->cluster == c &&
+            req->after->state == POOL_REQ_QUEUED) ||
            (pred_conn(c, req) != NULL && affine_conn(c, req) == NULL);
 }
 

@@ -6,7 +6,8 @@
  * up by each reload that applies. Everything built from it (listeners,
  * pools, shared health) borrows pointers into its cfg, so it is reference
  * counted across threads and freed by whichever thread drops the last
- * reference. A reload leaves sessions on the generation that accepted them.
+ * reference. A session keeps the listener (and so the generation) that
+ * accepted it.
  */
 
 #include <stdatomic.h>

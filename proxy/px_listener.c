@@ -24,10 +24,10 @@
 #define ACCEPT_PAUSE_MS 100   /* after EMFILE and friends */
 
 struct px_listener {
-    const struct cfg_listener *cfg;  /* borrowed */
-    struct px_worker *w;             /* borrowed */
-    struct pool_cluster *pool;       /* borrowed: the worker's pool of cfg->cluster */
-    atomic_uint *clients;            /* borrowed: this listener's clients, all workers */
+    const struct cfg_listener *cfg; /* borrowed */
+    struct px_worker *w;            /* borrowed */
+    struct pool_cluster *pool; /* borrowed: the pool new requests go to (a reload may move it) */
+    atomic_uint *clients;      /* borrowed: this listener's clients, all workers */
     struct px_listener_stats *stats; /* borrowed: the worker's block for this listener's name */
     int fd;                          /* borrowed: the server's socket, shared across reloads */
     struct event ev;
@@ -243,6 +243,12 @@ px_listener_retire(struct px_listener *l)
     l->retired = true;
     event_del(&l->ev);
     event_del(&l->pause);
+}
+
+void
+px_listener_set_pool(struct px_listener *l, struct pool_cluster *pool)
+{
+    l->pool = pool;
 }
 
 unsigned

@@ -41,6 +41,12 @@ int px_listener_enable(struct px_listener *l);
  * when the last one ends the worker hears px_worker_listener_drained().
  */
 void px_listener_retire(struct px_listener *l);
+/*
+ * A reload gave the cluster a new pool its clients can use: their next
+ * requests go there (each client once its requests in the old one are
+ * answered).
+ */
+void px_listener_set_pool(struct px_listener *l, struct pool_cluster *pool);
 /* Clients (sessions and relays) alive now. */
 unsigned px_listener_clients(const struct px_listener *l);
 void px_listener_free(struct px_listener *l);

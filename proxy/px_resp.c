@@ -510,14 +510,16 @@ void
 px_resp_submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
 {
     struct px_req *req = px_session_req_new(s);
+    struct pool_cluster *pool;
     enum pool_result rc;
 
     req->kind = (uint8_t)kind;
     req->pr.shard = shard;
+    pool = px_session_pool(s, px_resp_slot(s, shard));
     px_session_chain(s, req, px_resp_slot(s, shard));
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
     memset(&s->fst, 0, sizeof(s->fst));
-    rc = pool_submit(px_listener_pool(s->l), &req->pr, s->in, n);
+    rc = pool_submit(pool, &req->pr, s->in, n);
     if (rc != POOL_OK) {
         px_req_unlink_after(req);
         px_resp_error_into(req, rc);

@@ -9,8 +9,9 @@
  * and the running generation stays. Otherwise the next generation is built
  * and posted to the workers: unchanged listening addresses keep their
  * sockets, unchanged clusters keep their health and warm pools, changed
- * ones get new ones while the old drain, and clients stay on the
- * generation that accepted them until they leave.
+ * ones get new ones while the old drain; connected clients move to a
+ * changed cluster's new pool when nothing they read from it changed, and
+ * keep the listener settings they were accepted with.
  *
  * SIGTERM or SIGINT drains: the listening sockets close, each client gets
  * the replies to what it sent and is closed at that frame boundary, and the

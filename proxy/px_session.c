@@ -564,15 +564,32 @@ px_session_finish(struct px_session *s)
 
 /* ---- reading from the client ---- */
 
+static bool
+chainable(const struct px_req *prev)
+{
+    return prev != NULL && prev->follower == NULL &&
+           (prev->pr.state == POOL_REQ_QUEUED || prev->pr.state == POOL_REQ_ASSIGNED ||
+            prev->pr.state == POOL_REQ_SENT);
+}
+
+struct pool_cluster *
+px_session_pool(const struct px_session *s, struct px_req *const *slot)
+{
+    const struct px_req *prev = *slot;
+
+    if (chainable(prev) && prev->pr.cluster != NULL) {
+        return prev->pr.cluster;
+    }
+    return px_listener_pool(s->l);
+}
+
 void
 px_session_chain(struct px_session *s, struct px_req *req, struct px_req **slot)
 {
     struct px_req *prev = *slot;
 
     (void)s;
-    if (prev != NULL && prev->follower == NULL &&
-        (prev->pr.state == POOL_REQ_QUEUED || prev->pr.state == POOL_REQ_ASSIGNED ||
-         prev->pr.state == POOL_REQ_SENT)) {
+    if (chainable(prev)) {
         req->pr.after = &prev->pr;
         prev->follower = req;
     }
@@ -587,6 +604,7 @@ submit(struct px_session *s, size_t n)
     struct px_req *req = px_worker_req_get(s->w);
     struct evbuffer *src =
         s->in; /* the pool takes the frame from here, without a copy of its own */
+    struct pool_cluster *pool;
     enum pool_result rc;
     const char *why;
 
@@ -610,9 +628,10 @@ submit(struct px_session *s, size_t n)
     req->pr.frame = req->buf;
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
+    pool = px_session_pool(s, &s->last);
     px_session_chain(s, req, &s->last);
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
-    rc = pool_submit(px_listener_pool(s->l), &req->pr, src, n);
+    rc = pool_submit(pool, &req->pr, src, n);
     if (rc != POOL_OK) {
         struct px_log_ctx ctx;
         char peer[PX_PEER_LEN];

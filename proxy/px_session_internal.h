@@ -74,6 +74,13 @@ struct px_session {
 void px_req_release(struct px_req *req);
 /* A new request of s, last in its order, in flight until done. */
 struct px_req *px_session_req_new(struct px_session *s);
+/*
+ * The pool for a new request whose predecessor is in *slot: the listener's,
+ * unless the predecessor is still unanswered in another (a reload moved the
+ * listener to a new pool): then that one, so one client's requests to a
+ * server keep their order. The client moves once it has caught up.
+ */
+struct pool_cluster *px_session_pool(const struct px_session *s, struct px_req *const *slot);
 /* Order req after the request in *slot (same server, same connection), then put it there. */
 void px_session_chain(struct px_session *s, struct px_req *req, struct px_req **slot);
 /* Forget req as the predecessor (pool_req.after) of another request. */

@@ -35,10 +35,12 @@ struct wpool {
     TAILQ_ENTRY(wpool) link;   /* the worker's pools */
     struct pool_cluster *pool; /* owned */
     struct pool_handler handler;
-    char *setup;                /* owned: resp setup bytes (pool_handler hello/reset) */
-    struct pool_health *health; /* held (pool_health_hold) */
-    struct px_gen *gen;         /* ref: where its cfg_cluster lives */
-    unsigned refs;              /* the current generation, plus one per listener */
+    char *setup;                  /* owned: resp setup bytes (pool_handler hello/reset) */
+    struct pool_health *health;   /* held (pool_health_hold) */
+    struct px_gen *gen;           /* ref: where its cfg_cluster lives */
+    const struct cfg_cluster *cc; /* borrowed from gen */
+    unsigned refs;                /* the current generation, plus one per listener */
+    bool draining;                /* no reference left, requests still on it: freed once idle */
 };
 
 /* A listener of this worker, current or draining (retired with clients left). */
@@ -65,14 +67,16 @@ struct px_worker {
     struct wlistener_list drained; /* retired listeners with no client left: freed by the reaper */
     struct px_client_list live;
     struct px_client_list dead;
-    struct event *reaper; /* owned */
-    int stopfd;           /* owned: an eventfd the main thread writes to stop the loop */
-    struct event *stop;   /* owned */
-    int syncfd;           /* owned: an eventfd the main thread writes when health changed */
-    struct event *sync;   /* owned */
-    int ctlfd;            /* owned: an eventfd the main thread writes with a plan or a drain */
-    struct event *ctl;    /* owned */
-    int notifyfd;         /* borrowed: the main thread's, written when a plan or a drain is done */
+    struct event *reaper;     /* owned */
+    struct event *pool_drain; /* owned: looks at draining pools until they are idle */
+    bool freeing;             /* px_worker_free(): pools go at once */
+    int stopfd;               /* owned: an eventfd the main thread writes to stop the loop */
+    struct event *stop;       /* owned */
+    int syncfd;               /* owned: an eventfd the main thread writes when health changed */
+    struct event *sync;       /* owned */
+    int ctlfd;                /* owned: an eventfd the main thread writes with a plan or a drain */
+    struct event *ctl;        /* owned */
+    int notifyfd; /* borrowed: the main thread's, written when a plan or a drain is done */
     _Atomic(const struct px_plan *) next; /* posted by the main thread, taken by the worker */
     atomic_uint applied;                  /* the generation of the last plan taken */
     atomic_bool apply_failed;             /* ... and whether it could not be applied */
@@ -144,18 +148,73 @@ on_pool_event(void *arg, const struct pool_cluster *c, const char *server, enum 
 
 /* ---- pools and listeners across generations ---- */
 
+#define POOL_DRAIN_CHECK_MS 100
+
 static void
-pool_unref(struct px_worker *w, struct wpool *wp)
+pool_free(struct px_worker *w, struct wpool *wp)
 {
-    if (wp == NULL || --wp->refs > 0) {
-        return;
-    }
+    struct px_log_ctx ctx = {.cluster = wp->cc->name};
+
+    px_log_debug("pool", &ctx, "worker %u: pool of generation %u closed", w->id, wp->gen->number);
     TAILQ_REMOVE(&w->allpools, wp, link);
     pool_cluster_free(wp->pool); /* orphaned requests come back to the cache */
     free(wp->setup);             /* after the pool that used it */
     pool_health_release(wp->health);
     px_gen_unref(wp->gen);
     free(wp);
+}
+
+/* Free the pools that no one references and that have nothing on them any more. */
+static void
+on_pool_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct timeval tv = {0, POOL_DRAIN_CHECK_MS * 1000};
+    struct px_worker *w = arg;
+    struct wpool *wp, *next;
+    bool waiting = false;
+
+    (void)fd;
+    (void)what;
+    for (wp = TAILQ_FIRST(&w->allpools); wp != NULL; wp = next) {
+        next = TAILQ_NEXT(wp, link);
+        if (!wp->draining) {
+            continue;
+        }
+        if (pool_cluster_idle(wp->pool)) {
+            pool_free(w, wp);
+        } else {
+            waiting = true;
+        }
+    }
+    if (waiting) {
+        evtimer_add(w->pool_drain, &tv);
+    }
+}
+
+/*
+ * Drop a reference. The last one frees the pool, or, while requests are on
+ * it (clients a reload moved to a new pool, orphans), leaves it draining.
+ */
+static void
+pool_unref(struct px_worker *w, struct wpool *wp)
+{
+    if (wp == NULL || --wp->refs > 0) {
+        return;
+    }
+    if (w->freeing || pool_cluster_idle(wp->pool)) {
+        pool_free(w, wp);
+        return;
+    }
+    if (!wp->draining) {
+        struct px_log_ctx ctx = {.cluster = wp->cc->name};
+
+        px_log_debug("pool", &ctx, "worker %u: pool of generation %u draining", w->id,
+                     wp->gen->number);
+    }
+    wp->draining = true;
+    if (!evtimer_pending(w->pool_drain, NULL)) {
+        on_pool_drain(-1, 0, w);
+    }
 }
 
 static struct wpool *
@@ -195,6 +254,7 @@ pool_new(struct px_worker *w, struct px_gen *gen, size_t i, const struct px_plan
     wp->health = p->health[i];
     pool_health_hold(wp->health);
     wp->gen = px_gen_ref(gen);
+    wp->cc = cc;
     wp->refs = 1;
     TAILQ_INSERT_TAIL(&w->allpools, wp, link);
     return wp;
@@ -213,6 +273,7 @@ pool_for(struct px_worker *w, const struct px_plan *p, size_t i, bool *made)
     TAILQ_FOREACH(wp, &w->allpools, link)
     {
         if (wp->health == p->health[i]) {
+            wp->draining = false; /* back in use before it was idle */
             wp->refs++;
             return wp;
         }
@@ -279,6 +340,38 @@ px_worker_listener_drained(struct px_worker *w, struct px_listener *l)
     }
 }
 
+/*
+ * Whether the clients of a listener whose pool serves cluster a may send their
+ * next requests to a pool of b: the same cluster, and nothing a session has
+ * read from a (framing, per-shard state, the db it emulates SELECT against)
+ * changed. Servers, pool sizes, timeouts and health may.
+ */
+static bool
+clients_can_move(const struct cfg_cluster *a, const struct cfg_cluster *b)
+{
+    return strcmp(a->name, b->name) == 0 && cfg_codec_equal(&a->codec, &b->codec) &&
+           a->balance != CFG_BALANCE_HASH && b->balance != CFG_BALANCE_HASH &&
+           a->resp.db == b->resp.db;
+}
+
+/* Point a listener's clients at the new pool of their cluster, when they may move. */
+static void
+move_clients(struct px_worker *w, struct wlistener *wl, const struct cfg *cfg, struct wpool **pools)
+{
+    struct wpool *old = wl->pool;
+    size_t i;
+
+    for (i = 0; i < cfg->nclusters; i++) {
+        if (pools[i] != NULL && pools[i] != old && clients_can_move(old->cc, pools[i]->cc)) {
+            px_listener_set_pool(wl->l, pools[i]->pool);
+            pools[i]->refs++;
+            wl->pool = pools[i];
+            pool_unref(w, old); /* drains: requests still on it finish there */
+            return;
+        }
+    }
+}
+
 /* Drop the current generation: its listeners retire, its pools lose its reference. */
 static void
 gen_release(struct px_worker *w)
@@ -308,9 +401,9 @@ gen_release(struct px_worker *w)
  * Serve plan p from now on: a cluster whose shared health carried over keeps
  * its pool (and its warm connections); others get new pools. Listeners are
  * new objects on the plan's sockets, which are the old ones for an unchanged
- * address, so no connection is refused; the old listeners stop accepting and
- * their clients finish on the generation they started on. On failure nothing
- * changes.
+ * address, so no connection is refused; the old listeners stop accepting,
+ * their clients keep their listener settings and move to the new pool of
+ * their cluster when they can (move_clients). On failure nothing changes.
  */
 static int
 apply(struct px_worker *w, const struct px_plan *p)
@@ -319,6 +412,7 @@ apply(struct px_worker *w, const struct px_plan *p)
     struct wpool **pools = calloc(cfg->nclusters + 1, sizeof(*pools));
     struct wlistener **listeners = calloc(cfg->nlisteners + 1, sizeof(*listeners));
     bool *made = calloc(cfg->nclusters + 1, sizeof(*made));
+    struct wlistener *wl;
     size_t i;
 
     if (pools == NULL || listeners == NULL || made == NULL) {
@@ -335,6 +429,13 @@ apply(struct px_worker *w, const struct px_plan *p)
         if (listeners[i] == NULL) {
             goto fail;
         }
+    }
+    for (i = 0; w->gen != NULL && i < w->gen->cfg->nlisteners; i++) {
+        move_clients(w, w->listeners[i], cfg, pools);
+    }
+    TAILQ_FOREACH(wl, &w->retired, link)
+    {
+        move_clients(w, wl, cfg, pools);
     }
     gen_release(w);
     w->gen = px_gen_ref(p->gen);
@@ -636,6 +737,7 @@ px_worker_new(unsigned id, int notifyfd)
     if (w->base == NULL || w->cache == NULL || w->scratch == NULL || w->stopfd == -1 ||
         w->syncfd == -1 || w->ctlfd == -1 ||
         (w->reaper = event_new(w->base, -1, 0, on_reap, w)) == NULL ||
+        (w->pool_drain = evtimer_new(w->base, on_pool_drain, w)) == NULL ||
         (w->stop = watch_fd(w, w->stopfd, on_stop)) == NULL ||
         (w->sync = watch_fd(w, w->syncfd, on_sync)) == NULL ||
         (w->ctl = watch_fd(w, w->ctlfd, on_ctl)) == NULL) {
@@ -701,11 +803,13 @@ px_worker_free(struct px_worker *w)
 {
     struct px_client *c;
     struct wlistener *wl;
+    struct wpool *wp;
 
     if (w == NULL) {
         return;
     }
     px_worker_stop(w);
+    w->freeing = true;
     while ((c = TAILQ_FIRST(&w->live)) != NULL) {
         c->close(c, "shutting down");
     }
@@ -716,6 +820,12 @@ px_worker_free(struct px_worker *w)
     while ((wl = TAILQ_FIRST(&w->retired)) != NULL) { /* only if a client could not be freed */
         TAILQ_REMOVE(&w->retired, wl, link);
         listener_free(w, wl);
+    }
+    while ((wp = TAILQ_FIRST(&w->allpools)) != NULL) { /* draining ones */
+        pool_free(w, wp);
+    }
+    if (w->pool_drain != NULL) {
+        event_free(w->pool_drain);
     }
     if (w->reaper != NULL) {
         event_free(w->reaper);

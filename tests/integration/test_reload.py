@@ -206,3 +206,43 @@ def test_broken_reload_changes_nothing(upstream, sluice):
     assert a.stats()["opened"] == opened  # the pool was not touched
     client.close()
     assert p.stop() == 0
+
+
+def test_changed_cluster_moves_existing_clients_and_the_old_pool_drains(upstream, sluice):
+    a, b = upstream(tag="a"), upstream(tag="b")
+    port, adm = free_ports(2)
+    on_a = config(adm, [("front", port, "back")], [("back", [a.port], "min_idle: 1")])
+    on_b = config(adm, [("front", port, "back")], [("back", [b.port], "min_idle: 1")])
+    p = sluice(on_a)
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = client.makefile("rwb")
+    f.write(b"one\n")
+    f.flush()
+    assert f.readline() == b"a:one\n"
+
+    write(p.config_path, on_b)
+    p.send(signal.SIGHUP)
+    p.wait_line("generation 2: every worker serves it")
+    # The client stays connected; its next request goes to the cluster's new pool.
+    f.write(b"two\n")
+    f.flush()
+    assert f.readline() == b"b:two\n"
+    # Nothing is left on the old pool: it closes, and with it every connection to a.
+    wait_for(lambda: a.stats()["open"] == 0, what="the old pool's connections closed")
+
+    # A change that sessions cannot follow (the cluster's framing): the client stays on b.
+    reframed = on_a.replace("    pool: { min_idle: 1 }",
+                            "    codec: { type: line, max_frame: 32KiB }\n    pool: { min_idle: 1 }")
+    write(p.config_path, reframed)
+    p.send(signal.SIGHUP)
+    p.wait_line("generation 3: every worker serves it")
+    f.write(b"three\n")
+    f.flush()
+    assert f.readline() == b"b:three\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # a new client: a
+        s.sendall(b"four\n")
+        assert s.makefile("rb").readline() == b"a:four\n"
+    f.close()  # the socket closes with its last file object
+    client.close()
+    wait_for(lambda: b.stats()["open"] == 0, what="b's pool closed with its last client")
+    assert p.stop() == 0
