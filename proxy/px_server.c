@@ -44,11 +44,24 @@ struct srv_health {
     bool current;          /* the running generation uses it; else freed once no pool holds it */
 };
 
+struct srv_dns;
+
 /* A server given by hostname: its health and slot. */
 struct dns_name {
+    struct srv_dns *set;   /* borrowed: the set it belongs to */
     struct pool_health *h; /* borrowed */
     size_t slot;
     bool answered;
+    bool needed; /* its health is new: a staged generation waits for its first address */
+};
+
+/* The DNS watches of one generation: every server given by hostname. */
+struct srv_dns {
+    struct px_server *srv;  /* borrowed */
+    struct px_dns *dns;     /* owned: NULL when no server is given by hostname */
+    struct dns_name *names; /* owned */
+    size_t nnames;
+    size_t waiting; /* needed names not answered yet */
 };
 
 /* What the workers are given for one generation; freed once every worker took it. */
@@ -60,6 +73,7 @@ struct srv_plan {
     struct pool_stats **ps;        /* owned: [worker][cluster] */
     atomic_uint **clients;         /* owned: [listener] */
     struct pool_health **health;   /* owned array: [cluster] */
+    bool *made;                    /* owned: [cluster], its health is new */
 };
 
 TAILQ_HEAD(srv_socket_list, srv_socket);
@@ -77,9 +91,11 @@ struct px_server {
     struct px_stats *stats; /* owned */
     struct srv_socket_list sockets;
     struct srv_health_list healths;
-    struct px_dns *dns;     /* owned: NULL when no server is given by hostname */
-    struct dns_name *names; /* owned: one per server given by hostname */
-    size_t nnames;
+    struct srv_dns *dns;        /* owned: the running generation's names */
+    struct srv_plan *staged;    /* valid, waiting (bounded) for its new servers' first answers */
+    struct srv_dns *staged_dns; /* owned: the staged generation's names */
+    struct event *staged_wait;  /* owned: the bound of that wait */
+    struct event *staged_go;    /* owned: apply the staged generation (from the loop) */
     struct px_worker **workers; /* owned */
     unsigned nworkers;
     int notifyfd;              /* owned: workers write it (plan taken, drain done) */
@@ -304,6 +320,7 @@ static void
 on_dns(void *arg, const struct sockaddr_storage *addrs, size_t n, const char *err)
 {
     struct dns_name *dn = arg;
+    struct px_server *srv = dn->set->srv;
     const struct cfg_cluster *cc = pool_health_cfg(dn->h);
     struct px_log_ctx ctx = {.cluster = cc->name, .server = cc->servers[dn->slot].address.text};
     char list[512];
@@ -327,7 +344,13 @@ on_dns(void *arg, const struct sockaddr_storage *addrs, size_t n, const char *er
         px_log_info("dns", &ctx, "%s resolved to %zu address%s: %s",
                     cc->servers[dn->slot].address.host, n, n == 1 ? "" : "es", list);
     }
+    if (!dn->answered && dn->needed) {
+        dn->set->waiting--;
+    }
     dn->answered = true;
+    if (dn->set == srv->staged_dns && dn->set->waiting == 0) {
+        event_active(srv->staged_go, EV_TIMEOUT, 0); /* not under the resolver's callback */
+    }
 }
 
 static void
@@ -351,71 +374,85 @@ dns_wait(struct px_server *srv)
         }
         return -1;
     }
-    while (px_dns_pending(srv->dns) > 0 && evtimer_pending(wait, NULL) && !srv->stopping) {
+    while (px_dns_pending(srv->dns->dns) > 0 && evtimer_pending(wait, NULL) && !srv->stopping) {
         if (event_base_loop(srv->base, EVLOOP_ONCE) == -1) {
             break;
         }
     }
     event_free(wait);
-    if (px_dns_pending(srv->dns) > 0 && !srv->stopping) {
+    if (px_dns_pending(srv->dns->dns) > 0 && !srv->stopping) {
         px_log_warn("dns", NULL,
                     "%zu name%s not answered within %d s; serving without them until they are",
-                    px_dns_pending(srv->dns), px_dns_pending(srv->dns) == 1 ? "" : "s",
+                    px_dns_pending(srv->dns->dns), px_dns_pending(srv->dns->dns) == 1 ? "" : "s",
                     DNS_START_WAIT_MS / 1000);
     }
     return 0;
 }
 
 static void
-dns_stop(struct px_server *srv)
+dns_free(struct srv_dns *sd)
 {
-    px_dns_free(srv->dns);
-    srv->dns = NULL;
-    free(srv->names);
-    srv->names = NULL;
-    srv->nnames = 0;
+    if (sd == NULL) {
+        return;
+    }
+    px_dns_free(sd->dns);
+    free(sd->names);
+    free(sd);
 }
 
-/* Watch every server given by hostname in the running generation (health: per cluster). */
-static int
-dns_start(struct px_server *srv, const struct cfg *cfg, struct pool_health **health)
+/*
+ * Watch every server given by hostname of cfg (health: per cluster; made: which
+ * health is new, NULL for all). NULL on failure.
+ */
+static struct srv_dns *
+dns_new(struct px_server *srv, const struct cfg *cfg, struct pool_health **health, const bool *made)
 {
+    struct srv_dns *sd = calloc(1, sizeof(*sd));
     size_t i, s, n = 0;
 
+    if (sd == NULL) {
+        return NULL;
+    }
+    sd->srv = srv;
     for (i = 0; i < cfg->nclusters; i++) {
         for (s = 0; health[i] != NULL && s < cfg->clusters[i].nservers; s++) {
             n += cfg->clusters[i].servers[s].address.kind == CFG_ADDR_NAME;
         }
     }
     if (n == 0) {
-        return 0;
+        return sd;
     }
-    srv->names = calloc(n, sizeof(*srv->names));
-    srv->dns = px_dns_new(srv->base, cfg);
-    if (srv->names == NULL || srv->dns == NULL) {
-        return -1;
+    sd->names = calloc(n, sizeof(*sd->names));
+    sd->dns = px_dns_new(srv->base, cfg);
+    if (sd->names == NULL || sd->dns == NULL) {
+        dns_free(sd);
+        return NULL;
     }
     for (i = 0; i < cfg->nclusters; i++) {
         /* The health's own cluster: it may be an older generation's, equal to this one. */
         const struct cfg_cluster *cc = health[i] != NULL ? pool_health_cfg(health[i]) : NULL;
 
         for (s = 0; cc != NULL && s < cc->nservers; s++) {
-            struct dns_name *dn = &srv->names[srv->nnames];
+            struct dns_name *dn = &sd->names[sd->nnames];
 
             if (cc->servers[s].address.kind != CFG_ADDR_NAME) {
                 continue;
             }
+            dn->set = sd;
             dn->h = health[i];
             dn->slot = s;
-            srv->nnames++;
-            if (px_dns_watch(srv->dns, cc->servers[s].address.host, cc->servers[s].address.port,
+            dn->needed = made == NULL || made[i];
+            sd->waiting += dn->needed;
+            sd->nnames++;
+            if (px_dns_watch(sd->dns, cc->servers[s].address.host, cc->servers[s].address.port,
                              cc->resolve_interval_ms, on_dns, dn) == NULL) {
                 px_log_error("dns", NULL, "cannot watch %s", cc->servers[s].address.text);
-                return -1;
+                dns_free(sd);
+                return NULL;
             }
         }
     }
-    return 0;
+    return sd;
 }
 
 /* ---- listening sockets ---- */
@@ -516,7 +553,25 @@ plan_free(struct srv_plan *sp)
     free(sp->ps);
     free(sp->clients);
     free(sp->health);
+    free(sp->made);
     free(sp);
+}
+
+/* Undo a generation that will not run: its new health and sockets go (the running one's stay). */
+static void
+plan_undo(struct px_server *srv, struct px_gen *gen, struct srv_plan *sp)
+{
+    struct srv_health *sh, *next;
+
+    for (sh = TAILQ_FIRST(&srv->healths); sh != NULL; sh = next) {
+        next = TAILQ_NEXT(sh, link);
+        if (sh->gen == gen) { /* new: no running pool holds it */
+            TAILQ_REMOVE(&srv->healths, sh, link);
+            health_free(sh);
+        }
+    }
+    close_sockets(srv, 0, true);
+    plan_free(sp);
 }
 
 /*
@@ -542,8 +597,9 @@ plan_new(struct px_server *srv, struct px_gen *gen)
         sp->ps = calloc(srv->nworkers * nc + 1, sizeof(*sp->ps));
         sp->clients = calloc(nl + 1, sizeof(*sp->clients));
         sp->health = calloc(nc + 1, sizeof(*sp->health));
+        sp->made = calloc(nc + 1, sizeof(*sp->made));
         ok = sp->plans != NULL && sp->fds != NULL && sp->ls != NULL && sp->ps != NULL &&
-             sp->clients != NULL && sp->health != NULL;
+             sp->clients != NULL && sp->health != NULL && sp->made != NULL;
     }
     for (i = 0; ok && i < nc; i++) {
         struct px_stats_cluster *e = px_stats_cluster(srv->stats, cfg->clusters[i].name);
@@ -559,6 +615,7 @@ plan_new(struct px_server *srv, struct px_gen *gen)
             ok = sh != NULL;
             if (ok) {
                 sp->health[i] = sh->h;
+                sp->made[i] = made;
                 if (made) {
                     sh->current = true; /* provisionally: undone below on failure */
                     ok = !srv->started || pool_health_start(sh->h) == 0;
@@ -580,23 +637,8 @@ plan_new(struct px_server *srv, struct px_gen *gen)
         }
     }
     if (!ok) {
-        struct srv_health *sh, *next;
-
-        /* New health is in the list but no running pool holds it. */
-        for (sh = TAILQ_FIRST(&srv->healths); sh != NULL; sh = next) {
-            next = TAILQ_NEXT(sh, link);
-            if (sh->gen == gen) {
-                TAILQ_REMOVE(&srv->healths, sh, link);
-                health_free(sh);
-            }
-        }
-        close_sockets(srv, 0, true);
-        plan_free(sp);
+        plan_undo(srv, gen, sp);
         return NULL;
-    }
-    TAILQ_FOREACH(so, &srv->sockets, link)
-    {
-        so->fresh = false;
     }
     for (w = 0; w < srv->nworkers; w++) {
         struct px_plan *p = &sp->plans[w];
@@ -611,14 +653,20 @@ plan_new(struct px_server *srv, struct px_gen *gen)
     return sp;
 }
 
-/* gen is running now: health not in it is replaced, DNS follows its names. */
+/* gen is running now: health not in it is replaced, DNS follows its names (sd). */
 static void
-switch_to(struct px_server *srv, struct px_gen *gen, struct pool_health **health)
+switch_to(struct px_server *srv, struct px_gen *gen, struct pool_health **health,
+          struct srv_dns *sd)
 {
     struct srv_health *sh;
+    struct srv_socket *so;
     size_t i;
     bool replaced = false;
 
+    TAILQ_FOREACH(so, &srv->sockets, link)
+    {
+        so->fresh = false; /* opened for gen: kept */
+    }
     TAILQ_FOREACH(sh, &srv->healths, link)
     {
         bool used = false;
@@ -635,10 +683,8 @@ switch_to(struct px_server *srv, struct px_gen *gen, struct pool_health **health
     if (replaced && !evtimer_pending(srv->collect, NULL)) {
         on_collect(-1, 0, srv);
     }
-    dns_stop(srv);
-    if (dns_start(srv, gen->cfg, health) == -1) {
-        px_log_error("dns", NULL, "cannot watch the servers given by hostname");
-    }
+    dns_free(srv->dns);
+    srv->dns = sd;
     free(srv->health);
     srv->health = health;
     px_gen_unref(srv->gen);
@@ -743,17 +789,20 @@ reload_failed(struct px_server *srv, const char *why, size_t errors)
     }
 }
 
+static void commit(struct px_server *srv, struct srv_plan *sp, struct srv_dns *sd);
+
 static void
 reload(struct px_server *srv)
 {
+    struct timeval tv = {DNS_START_WAIT_MS / 1000, 0};
     struct cfg_diag *diag;
     struct cfg *next;
     struct px_gen *gen;
     struct srv_plan *sp;
+    struct srv_dns *sd;
     size_t i, n;
-    unsigned w;
 
-    if (srv->pending != NULL) {
+    if (srv->pending != NULL || srv->staged != NULL) {
         srv->reload_again = true; /* after the workers took the one in flight */
         return;
     }
@@ -793,8 +842,38 @@ reload(struct px_server *srv)
         reload_failed(srv, "cannot set up its listeners or health checks", 0);
         return;
     }
+    sd = dns_new(srv, gen->cfg, sp->health, sp->made);
+    if (sd == NULL) {
+        plan_undo(srv, gen, sp);
+        px_gen_unref(gen);
+        reload_failed(srv, "cannot watch its servers given by hostname", 0);
+        return;
+    }
     srv->last_number = gen->number;
     log_changes(srv->gen->cfg, gen->cfg, gen->number);
+    px_gen_unref(gen); /* the plan holds it */
+    if (sd->waiting > 0) {
+        /* New servers given by hostname have no address yet: their clusters would fail
+         * requests until the first answers come. Wait for them (bounded) first. */
+        srv->staged = sp;
+        srv->staged_dns = sd;
+        evtimer_add(srv->staged_wait, &tv);
+        px_log_info("config", NULL,
+                    "generation %u: waiting up to %d s for the first answers for %zu name%s",
+                    sp->gen->number, DNS_START_WAIT_MS / 1000, sd->waiting,
+                    sd->waiting == 1 ? "" : "s");
+        return;
+    }
+    commit(srv, sp, sd);
+}
+
+/* Post a valid generation to the workers; it is the running one from here on. */
+static void
+commit(struct px_server *srv, struct srv_plan *sp, struct srv_dns *sd)
+{
+    struct px_gen *gen = sp->gen;
+    unsigned w;
+
     for (w = 0; w < srv->nworkers; w++) {
         if (px_worker_apply(srv->workers[w], &sp->plans[w]) == -1) {
             px_log_error("config", NULL, "worker %u did not get generation %u", w, gen->number);
@@ -803,11 +882,48 @@ reload(struct px_server *srv)
     px_log_configure(gen->cfg->log.level, gen->cfg->log.format);
     px_admin_configure(srv->admin, &gen->cfg->admin);
     srv->pending = sp;
-    switch_to(srv, gen, sp->health);
+    switch_to(srv, gen, sp->health, sd);
     sp->health = NULL; /* the server's now */
     srv->counters.reloads++;
     log_summary(srv, "reloaded");
-    px_gen_unref(gen);
+}
+
+/* The staged generation's names answered, or the wait is over: apply it. */
+static void
+on_staged(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_server *srv = arg;
+    struct srv_plan *sp = srv->staged;
+
+    (void)fd;
+    (void)what;
+    if (sp == NULL) {
+        return;
+    }
+    if (srv->staged_dns->waiting > 0) {
+        px_log_warn("dns", NULL,
+                    "generation %u: %zu name%s not answered within %d s; applying it anyway",
+                    sp->gen->number, srv->staged_dns->waiting,
+                    srv->staged_dns->waiting == 1 ? "" : "s", DNS_START_WAIT_MS / 1000);
+    }
+    evtimer_del(srv->staged_wait);
+    srv->staged = NULL;
+    commit(srv, sp, srv->staged_dns);
+    srv->staged_dns = NULL;
+}
+
+/* A staged generation that will not run (a shutdown came first). */
+static void
+staged_drop(struct px_server *srv)
+{
+    if (srv->staged == NULL) {
+        return;
+    }
+    evtimer_del(srv->staged_wait);
+    dns_free(srv->staged_dns);
+    srv->staged_dns = NULL;
+    plan_undo(srv, srv->staged->gen, srv->staged);
+    srv->staged = NULL;
 }
 
 /* Every worker took the pending plan: free it, close the sockets no one listens on now. */
@@ -910,6 +1026,7 @@ on_stop(evutil_socket_t sig, short events, void *arg)
         return;
     }
     srv->stopping = true;
+    staged_drop(srv);
     if (!srv->started) { /* during the start's DNS wait */
         px_log_info("server", NULL, "%s received, stopping", name);
         event_base_loopexit(srv->base, NULL);
@@ -1001,6 +1118,7 @@ start(struct px_server *srv, struct px_gen *gen)
 {
     struct srv_plan *sp;
     struct srv_health *sh;
+    struct srv_dns *sd;
     unsigned w;
 
     srv->nworkers = worker_count(gen->cfg);
@@ -1019,10 +1137,15 @@ start(struct px_server *srv, struct px_gen *gen)
     if (sp == NULL) {
         return -1;
     }
+    sd = dns_new(srv, gen->cfg, sp->health, NULL);
+    if (sd == NULL) {
+        plan_free(sp);
+        return -1;
+    }
     srv->last_number = gen->number;
-    switch_to(srv, gen, sp->health);
+    switch_to(srv, gen, sp->health, sd);
     sp->health = NULL;
-    if (srv->dns != NULL && dns_wait(srv) == -1) {
+    if (srv->dns->dns != NULL && dns_wait(srv) == -1) {
         plan_free(sp);
         return -1;
     }
@@ -1093,7 +1216,9 @@ stop(struct px_server *srv)
         px_worker_free(srv->workers[w]);
     }
     free(srv->workers);
-    dns_stop(srv);
+    dns_free(srv->dns);
+    dns_free(srv->staged_dns);
+    plan_free(srv->staged);
     while ((sh = TAILQ_FIRST(&srv->healths)) != NULL) {
         TAILQ_REMOVE(&srv->healths, sh, link);
         log_health_stats(sh->h);
@@ -1151,6 +1276,8 @@ px_server_run(struct cfg *cfg, const char *path)
             NULL ||
         event_add(srv.notify, NULL) == -1 ||
         (srv.collect = evtimer_new(srv.base, on_collect, &srv)) == NULL ||
+        (srv.staged_wait = evtimer_new(srv.base, on_staged, &srv)) == NULL ||
+        (srv.staged_go = event_new(srv.base, -1, 0, on_staged, &srv)) == NULL ||
         (srv.drain_timer = evtimer_new(srv.base, on_drain_timeout, &srv)) == NULL) {
         px_log_error("server", NULL, "cannot set up the main loop");
         goto out;
@@ -1190,6 +1317,12 @@ out:
     }
     if (srv.collect != NULL) {
         event_free(srv.collect);
+    }
+    if (srv.staged_wait != NULL) {
+        event_free(srv.staged_wait);
+    }
+    if (srv.staged_go != NULL) {
+        event_free(srv.staged_go);
     }
     if (srv.drain_timer != NULL) {
         event_free(srv.drain_timer);

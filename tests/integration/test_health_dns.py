@@ -287,3 +287,54 @@ def test_sigterm_while_waiting_for_the_first_answers(sluice):
         assert not any("server: serving with" in line for line in p.lines), "\n".join(p.lines)
     finally:
         silent.close()
+
+
+def test_reload_waits_for_a_changed_clusters_names(setup):
+    """A reload that changes a cluster given by hostname makes new health for it, with no
+    address until the name is answered: the reload waits for the answer before applying, so
+    the long-lived client (which moves to the new pool) and new clients lose nothing."""
+    dns, port, p = setup(A_HOST)
+    wait_tags(port, {"A"})
+    steady = Steady(port)
+    steady.start()
+    steady.wait_only("A")
+    original = open(p.config_path).read()
+    for i in range(6):
+        text = original.replace("resolve_interval: 300ms",
+                                "resolve_interval: %dms" % (300 + 100 * ((i + 1) % 2)))
+        with open(p.config_path, "w") as f:
+            f.write(text)
+        p.send(signal.SIGHUP)
+        i_wait = p.wait_line("generation %d: waiting up to 5 s for the first answers" % (i + 2))
+        p.wait_line("generation %d: every worker serves it" % (i + 2), start=i_wait)
+        assert set(tags(port, 4)) == {"A"}
+    steady.wait_only("A")
+    steady.finish()
+    assert not any("not answered" in line for line in p.lines), "\n".join(p.lines)
+    assert p.stop() == 0
+
+
+def test_reload_waits_for_names_a_bounded_time(setup):
+    """A resolver that never answers: the reload applies after 5 s anyway, saying so, and the
+    running generation serves meanwhile. (The cluster changes too: a cluster that did not
+    change keeps its health and its addresses, and nothing waits.)"""
+    dns, port, p = setup(A_HOST)
+    wait_tags(port, {"A"})
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        text = open(p.config_path).read().replace(
+            "127.0.0.1:%d" % dns.port, "127.0.0.1:%d" % silent.getsockname()[1]).replace(
+            "resolve_interval: 300ms", "resolve_interval: 350ms")
+        with open(p.config_path, "w") as f:
+            f.write(text)
+        t0 = time.monotonic()
+        p.send(signal.SIGHUP)
+        p.wait_line("generation 2: waiting up to 5 s for the first answers for 1 name")
+        assert set(tags(port, 6)) == {"A"}  # generation 1 serves while 2 waits
+        p.wait_line("generation 2: 1 name not answered within 5 s; applying it anyway", timeout=10)
+        assert 4.5 < time.monotonic() - t0 < 8
+        p.wait_line("generation 2: every worker serves it")
+        assert p.stop() == 0
+    finally:
+        silent.close()
