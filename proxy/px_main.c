@@ -78,6 +78,24 @@ load(const char *path)
     return cfg;
 }
 
+/*
+ * After the options: nothing may be left; load *path (the default when NULL,
+ * then set). NULL after saying why: exit 2.
+ */
+static struct cfg *
+load_rest(int argc, char **argv, const char **path, const char *who)
+{
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", who, argv[optind]);
+        usage(stderr);
+        return NULL;
+    }
+    if (*path == NULL) {
+        *path = default_config();
+    }
+    return load(*path);
+}
+
 /* sluice healthcheck [-c FILE] [--timeout DURATION]; argv[0] is "healthcheck". */
 static int
 healthcheck_main(int argc, char **argv)
@@ -116,15 +134,7 @@ healthcheck_main(int argc, char **argv)
             return EXIT_CONFIG;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "sluice healthcheck: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EXIT_CONFIG;
-    }
-    if (path == NULL) {
-        path = default_config();
-    }
-    cfg = load(path);
+    cfg = load_rest(argc, argv, &path, "sluice healthcheck");
     if (cfg == NULL) {
         return EXIT_CONFIG;
     }
@@ -170,15 +180,7 @@ main(int argc, char **argv)
             return EXIT_CONFIG;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return EXIT_CONFIG;
-    }
-    if (path == NULL) {
-        path = default_config();
-    }
-    cfg = load(path);
+    cfg = load_rest(argc, argv, &path, "sluice");
     if (cfg == NULL) {
         return EXIT_CONFIG;
     }

@@ -707,12 +707,39 @@ log_summary(const struct px_server *srv, const char *what)
                 cfg_log_level_name(cfg->log.level));
 }
 
-/* One line saying what a reload changes: listeners and clusters added, removed, changed. */
+static const struct cfg_listener *
+listener_named(const struct cfg *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nlisteners; i++) {
+        if (strcmp(cfg->listeners[i].name, name) == 0) {
+            return &cfg->listeners[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct cfg_cluster *
+cluster_named(const struct cfg *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nclusters; i++) {
+        if (strcmp(cfg->clusters[i].name, name) == 0) {
+            return &cfg->clusters[i];
+        }
+    }
+    return NULL;
+}
+
+/* One line saying what a reload changes: listeners and clusters added (+), removed (-), changed
+ * (~). */
 static void
 log_changes(const struct cfg *old, const struct cfg *cfg, unsigned number)
 {
     char text[1024];
-    size_t used = 0, i, j;
+    size_t used = 0, i;
 
 #define SAY(...)                                                                                   \
     do {                                                                                           \
@@ -723,47 +750,27 @@ log_changes(const struct cfg *old, const struct cfg *cfg, unsigned number)
     } while (0)
     text[0] = '\0';
     for (i = 0; i < cfg->nlisteners; i++) {
-        for (j = 0; j < old->nlisteners; j++) {
-            if (strcmp(old->listeners[j].name, cfg->listeners[i].name) == 0) {
-                break;
-            }
-        }
-        if (j == old->nlisteners) {
-            SAY(" +listener %s", cfg->listeners[i].name);
-        } else if (!cfg_listener_same(&old->listeners[j], &cfg->listeners[i])) {
-            SAY(" ~listener %s", cfg->listeners[i].name);
+        const struct cfg_listener *was = listener_named(old, cfg->listeners[i].name);
+
+        if (was == NULL || !cfg_listener_same(was, &cfg->listeners[i])) {
+            SAY(" %clistener %s", was == NULL ? '+' : '~', cfg->listeners[i].name);
         }
     }
-    for (j = 0; j < old->nlisteners; j++) {
-        for (i = 0; i < cfg->nlisteners; i++) {
-            if (strcmp(old->listeners[j].name, cfg->listeners[i].name) == 0) {
-                break;
-            }
-        }
-        if (i == cfg->nlisteners) {
-            SAY(" -listener %s", old->listeners[j].name);
+    for (i = 0; i < old->nlisteners; i++) {
+        if (listener_named(cfg, old->listeners[i].name) == NULL) {
+            SAY(" -listener %s", old->listeners[i].name);
         }
     }
     for (i = 0; i < cfg->nclusters; i++) {
-        for (j = 0; j < old->nclusters; j++) {
-            if (strcmp(old->clusters[j].name, cfg->clusters[i].name) == 0) {
-                break;
-            }
-        }
-        if (j == old->nclusters) {
-            SAY(" +cluster %s", cfg->clusters[i].name);
-        } else if (!cfg_cluster_same(&old->clusters[j], &cfg->clusters[i])) {
-            SAY(" ~cluster %s", cfg->clusters[i].name);
+        const struct cfg_cluster *was = cluster_named(old, cfg->clusters[i].name);
+
+        if (was == NULL || !cfg_cluster_same(was, &cfg->clusters[i])) {
+            SAY(" %ccluster %s", was == NULL ? '+' : '~', cfg->clusters[i].name);
         }
     }
-    for (j = 0; j < old->nclusters; j++) {
-        for (i = 0; i < cfg->nclusters; i++) {
-            if (strcmp(old->clusters[j].name, cfg->clusters[i].name) == 0) {
-                break;
-            }
-        }
-        if (i == cfg->nclusters) {
-            SAY(" -cluster %s", old->clusters[j].name);
+    for (i = 0; i < old->nclusters; i++) {
+        if (cluster_named(cfg, old->clusters[i].name) == NULL) {
+            SAY(" -cluster %s", old->clusters[i].name);
         }
     }
 #undef SAY
