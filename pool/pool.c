@@ -75,16 +75,23 @@ pool_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The latency of req, answered at now (us): a binary search of the bucket bounds. */
 static void
-record_latency(struct pool_cluster *c, const struct pool_req *req)
+record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
 {
-    uint64_t now = pool_now_us(), us = now > req->submit_us ? now - req->submit_us : 0;
-    size_t i = 0;
+    uint64_t us = now > req->submit_us ? now - req->submit_us : 0;
+    size_t lo = 0, hi = POOL_LATENCY_BUCKETS;
 
-    while (i < POOL_LATENCY_BUCKETS && us > pool_latency_us[i]) {
-        i++;
+    while (lo < hi) { /* the first bound at or over us; POOL_LATENCY_BUCKETS: over them all */
+        size_t mid = (lo + hi) / 2;
+
+        if (us > pool_latency_us[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
-    POOL_STAT_INC(c->stats->latency[i]);
+    POOL_STAT_INC(c->stats->latency[lo]);
     POOL_STAT_ADD(c->stats->latency_sum_us, us);
 }
 
@@ -534,6 +541,7 @@ static int
 deliver(struct pool_conn *conn)
 {
     struct pool_cluster *c = conn->server->cluster;
+    uint64_t now = 0; /* read once for every response of this read */
 
     while (evbuffer_get_length(conn->in) > 0) {
         const char *why = NULL;
@@ -593,7 +601,10 @@ deliver(struct pool_conn *conn)
         req->state = POOL_REQ_NEW;
         POOL_STAT_INC(c->stats->responses);
         pool_health_success(conn->server->ep);
-        record_latency(c, req);
+        if (now == 0) {
+            now = pool_now_us();
+        }
+        record_latency(c, req, now);
         c->h.response(req, conn->in, (size_t)n);
     }
     return 0;
@@ -955,50 +966,4 @@ const char *
 pool_cluster_name(const struct pool_cluster *c)
 {
     return c->cfg->name;
-}
-
-static bool
-server_idle(const struct pool_server *s)
-{
-    return s->inflight == 0 && s->npinned == 0;
-}
-
-bool
-pool_cluster_idle(const struct pool_cluster *c)
-{
-    const struct pool_server *s;
-    size_t i;
-
-    if (c->nqueued > 0 || !TAILQ_EMPTY(&c->failing)) {
-        return false;
-    }
-    for (i = 0; i < c->nservers; i++) {
-        if (!server_idle(c->servers[i])) {
-            return false;
-        }
-    }
-    TAILQ_FOREACH(s, &c->draining, link)
-    {
-        if (!server_idle(s)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-unsigned
-pool_cluster_conns(const struct pool_cluster *c)
-{
-    const struct pool_server *s;
-    unsigned n = 0;
-    size_t i;
-
-    for (i = 0; i < c->nservers; i++) {
-        n += c->servers[i]->nconns;
-    }
-    TAILQ_FOREACH(s, &c->draining, link)
-    {
-        n += s->nconns;
-    }
-    return n;
 }

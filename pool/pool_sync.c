@@ -341,3 +341,51 @@ pool_cluster_sync(struct pool_cluster *c)
     fail_shards(c, now);
     pool_drain_queue(c, NULL);
 }
+
+/* ---- for the owner: a pool a reload replaced, status ---- */
+
+static bool
+server_idle(const struct pool_server *s)
+{
+    return s->inflight == 0 && s->npinned == 0;
+}
+
+bool
+pool_cluster_idle(const struct pool_cluster *c)
+{
+    const struct pool_server *s;
+    size_t i;
+
+    if (c->nqueued > 0 || !TAILQ_EMPTY(&c->failing)) {
+        return false;
+    }
+    for (i = 0; i < c->nservers; i++) {
+        if (!server_idle(c->servers[i])) {
+            return false;
+        }
+    }
+    TAILQ_FOREACH(s, &c->draining, link)
+    {
+        if (!server_idle(s)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+unsigned
+pool_cluster_conns(const struct pool_cluster *c)
+{
+    const struct pool_server *s;
+    unsigned n = 0;
+    size_t i;
+
+    for (i = 0; i < c->nservers; i++) {
+        n += c->servers[i]->nconns;
+    }
+    TAILQ_FOREACH(s, &c->draining, link)
+    {
+        n += s->nconns;
+    }
+    return n;
+}

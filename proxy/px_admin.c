@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,6 +45,15 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *type
 
     (void)evhttp_add_header(h, "Content-Type", type);
     (void)evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[24];
+
+        /* libevent 2.1 would write the body after a HEAD's headers: say its length only. */
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+        (void)evhttp_add_header(h, "Content-Length", len);
+        evhttp_send_reply(req, code, reason, NULL);
+        return;
+    }
     evhttp_send_reply(req, code, reason, body);
 }
 
@@ -530,6 +540,9 @@ not_ready(struct px_admin *a, char *why, size_t size)
     if (px_server_stopping(a->srv)) {
         return "draining";
     }
+    if (!px_server_started(a->srv)) {
+        return "starting";
+    }
     for (i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_cluster *c = cfg->listeners[i].cluster;
         struct pool_health *h = px_server_health(a->srv, (size_t)(c - cfg->clusters));
@@ -557,7 +570,7 @@ authorized(const struct px_admin *a, struct evhttp_request *req)
     if (a->token == NULL) {
         return true;
     }
-    if (v == NULL || strncmp(v, "Bearer ", 7) != 0) {
+    if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0) { /* the scheme is case-insensitive */
         return false;
     }
     v += 7;
@@ -710,7 +723,8 @@ px_admin_new(struct event_base *base, const struct cfg_admin *cfg, const struct 
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
     evhttp_set_gencb(a->http, on_request, a);
     px_admin_configure(a, cfg);
     px_log_info("admin", NULL, "serving /metrics /healthz /readyz /status on %s%s", cfg->bind.text,

@@ -47,5 +47,7 @@ struct pool_health *px_server_health(const struct px_server *srv, size_t cluster
 const struct px_stats *px_server_stats(const struct px_server *srv);
 const struct px_server_counters *px_server_counters(const struct px_server *srv);
 bool px_server_stopping(const struct px_server *srv);
+/* The workers serve (the start's DNS wait is over). */
+bool px_server_started(const struct px_server *srv);
 
 #endif

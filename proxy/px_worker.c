@@ -79,7 +79,6 @@ struct px_worker {
     int notifyfd; /* borrowed: the main thread's, written when a plan or a drain is done */
     _Atomic(const struct px_plan *) next; /* posted by the main thread, taken by the worker */
     atomic_uint applied;                  /* the generation of the last plan taken */
-    atomic_bool apply_failed;             /* ... and whether it could not be applied */
     atomic_bool drain_asked;
     atomic_bool retired_all; /* draining: no listener watches a socket any more */
     atomic_uint nclients;    /* sessions and relays alive */
@@ -151,7 +150,7 @@ on_pool_event(void *arg, const struct pool_cluster *c, const char *server, enum 
 #define POOL_DRAIN_CHECK_MS 100
 
 static void
-pool_free(struct px_worker *w, struct wpool *wp)
+wpool_free(struct px_worker *w, struct wpool *wp)
 {
     struct px_log_ctx ctx = {.cluster = wp->cc->name};
 
@@ -181,13 +180,14 @@ on_pool_drain(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (pool_cluster_idle(wp->pool)) {
-            pool_free(w, wp);
+            wpool_free(w, wp);
         } else {
             waiting = true;
         }
     }
-    if (waiting) {
-        evtimer_add(w->pool_drain, &tv);
+    if (waiting && evtimer_add(w->pool_drain, &tv) == -1) {
+        px_log_warn("worker", NULL, "worker %u: cannot arm the timer that closes drained pools",
+                    w->id);
     }
 }
 
@@ -196,13 +196,13 @@ on_pool_drain(evutil_socket_t fd, short what, void *arg)
  * it (clients a reload moved to a new pool, orphans), leaves it draining.
  */
 static void
-pool_unref(struct px_worker *w, struct wpool *wp)
+wpool_unref(struct px_worker *w, struct wpool *wp)
 {
     if (wp == NULL || --wp->refs > 0) {
         return;
     }
     if (w->freeing || pool_cluster_idle(wp->pool)) {
-        pool_free(w, wp);
+        wpool_free(w, wp);
         return;
     }
     if (!wp->draining) {
@@ -218,7 +218,7 @@ pool_unref(struct px_worker *w, struct wpool *wp)
 }
 
 static struct wpool *
-pool_new(struct px_worker *w, struct px_gen *gen, size_t i, const struct px_plan *p)
+wpool_new(struct px_worker *w, struct px_gen *gen, size_t i, const struct px_plan *p)
 {
     const struct cfg_cluster *cc = &gen->cfg->clusters[i];
     struct wpool *wp = calloc(1, sizeof(*wp));
@@ -262,7 +262,7 @@ pool_new(struct px_worker *w, struct px_gen *gen, size_t i, const struct px_plan
 
 /* The pool a plan's cluster i gets: the one already built on the same shared health, or new. */
 static struct wpool *
-pool_for(struct px_worker *w, const struct px_plan *p, size_t i, bool *made)
+wpool_for(struct px_worker *w, const struct px_plan *p, size_t i, bool *made)
 {
     struct wpool *wp;
 
@@ -278,7 +278,7 @@ pool_for(struct px_worker *w, const struct px_plan *p, size_t i, bool *made)
             return wp;
         }
     }
-    wp = pool_new(w, p->gen, i, p);
+    wp = wpool_new(w, p->gen, i, p);
     *made = wp != NULL;
     return wp;
 }
@@ -287,7 +287,7 @@ static void
 listener_free(struct px_worker *w, struct wlistener *wl)
 {
     px_listener_free(wl->l);
-    pool_unref(w, wl->pool);
+    wpool_unref(w, wl->pool);
     px_gen_unref(wl->gen);
     free(wl);
 }
@@ -366,7 +366,7 @@ move_clients(struct px_worker *w, struct wlistener *wl, const struct cfg *cfg, s
             px_listener_set_pool(wl->l, pools[i]->pool);
             pools[i]->refs++;
             wl->pool = pools[i];
-            pool_unref(w, old); /* drains: requests still on it finish there */
+            wpool_unref(w, old); /* drains: requests still on it finish there */
             return;
         }
     }
@@ -387,7 +387,7 @@ gen_release(struct px_worker *w)
         }
     }
     for (i = 0; i < w->gen->cfg->nclusters; i++) {
-        pool_unref(w, w->pools[i]);
+        wpool_unref(w, w->pools[i]);
     }
     free(w->listeners);
     free(w->pools);
@@ -419,7 +419,7 @@ apply(struct px_worker *w, const struct px_plan *p)
         goto fail;
     }
     for (i = 0; i < cfg->nclusters; i++) {
-        pools[i] = pool_for(w, p, i, &made[i]);
+        pools[i] = wpool_for(w, p, i, &made[i]);
         if (pools[i] == NULL && p->health[i] != NULL) {
             goto fail;
         }
@@ -461,7 +461,7 @@ fail:
         }
     }
     for (i = 0; pools != NULL && i < cfg->nclusters; i++) {
-        pool_unref(w, pools[i]);
+        wpool_unref(w, pools[i]);
     }
     free(listeners);
     free(pools);
@@ -618,7 +618,11 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
     }
     p = atomic_exchange_explicit(&w->next, NULL, memory_order_acquire);
     if (p != NULL) { /* draining: taken, not applied (its sockets are about to close) */
-        atomic_store(&w->apply_failed, !w->draining && apply(w, p) == -1);
+        if (!w->draining && apply(w, p) == -1) {
+            /* Only memory can fail it, and half the workers on the new sockets and half on
+             * the old would leave some connections unaccepted: like every allocation, fatal. */
+            abort();
+        }
         atomic_store(&w->applied, p->gen->number);
         notify_main(w);
     }
@@ -663,9 +667,8 @@ px_worker_apply(struct px_worker *w, const struct px_plan *p)
 }
 
 unsigned
-px_worker_applied(const struct px_worker *w, bool *failed)
+px_worker_applied(const struct px_worker *w)
 {
-    *failed = atomic_load(&w->apply_failed);
     return atomic_load(&w->applied);
 }
 
@@ -822,7 +825,7 @@ px_worker_free(struct px_worker *w)
         listener_free(w, wl);
     }
     while ((wp = TAILQ_FIRST(&w->allpools)) != NULL) { /* draining ones */
-        pool_free(w, wp);
+        wpool_free(w, wp);
     }
     if (w->pool_drain != NULL) {
         event_free(w->pool_drain);

@@ -88,8 +88,8 @@ struct px_worker *px_worker_new(unsigned id, int notifyfd);
  * after, it is posted to the thread: -1 only if that failed.
  */
 int px_worker_apply(struct px_worker *w, const struct px_plan *p);
-/* The generation of the last plan the thread took, and whether it failed (then nothing changed). */
-unsigned px_worker_applied(const struct px_worker *w, bool *failed);
+/* The generation of the last plan the thread took (and applied, unless it was draining). */
+unsigned px_worker_applied(const struct px_worker *w);
 /* Stop accepting and close every client at its next frame boundary. */
 int px_worker_drain(struct px_worker *w);
 /* Whether a drain has stopped it watching its listening sockets (they may be closed now). */

@@ -188,6 +188,26 @@ def test_token_and_errors_say_nothing_more(upstream, sluice, tmp_path):
     assert headers["Allow"] == "GET, HEAD"
     status, _, body = get(adm, "/metrics", token=token, method="HEAD")
     assert status == 200 and body == ""
+    # HEAD then GET on one connection: the HEAD reply carries no body to be misread as the
+    # start of the next reply.
+    with socket.create_connection(("127.0.0.1", adm), timeout=5) as s:
+        auth = ("Authorization: Bearer %s\r\n" % token).encode()
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n" +
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + b"\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 3" in head
+    assert rest.startswith(b"HTTP/1.1 200"), data
+    assert rest.endswith(b"\r\n\r\nok\n")
+    assert get(adm, "/healthz", token="bearer-wrong")[0] == 401
+    assert urllib.request.urlopen(urllib.request.Request(
+        "http://127.0.0.1:%d/healthz" % adm, headers={"Authorization": "bearer " + token}),
+        timeout=5).status == 200  # the scheme is case-insensitive
     assert p.stop() == 0
 
 

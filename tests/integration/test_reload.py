@@ -246,3 +246,21 @@ def test_changed_cluster_moves_existing_clients_and_the_old_pool_drains(upstream
     client.close()
     wait_for(lambda: b.stats()["open"] == 0, what="b's pool closed with its last client")
     assert p.stop() == 0
+
+
+def test_one_address_spelled_two_ways_is_refused(upstream, sluice_bin, write_config, procs):
+    """localhost:P and its address (as this machine's resolver gives it first) pass the config
+    check, which does not resolve names, but are one socket: the start refuses them rather
+    than leave one listener deaf."""
+    a = upstream(tag="a")
+    port, adm = free_ports(2)
+    first = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)[0]
+    literal = ("[%s]" if first[0] == socket.AF_INET6 else "%s") % first[4][0]
+    text = config(adm, [("one", port, "back"), ("two", port, "back")], [("back", [a.port], "")])
+    text = text.replace("bind: 127.0.0.1:%d" % port, "bind: localhost:%d" % port, 1)
+    text = text.replace("bind: 127.0.0.1:%d" % port, "bind: %s:%d" % (literal, port), 1)
+    p = procs([sluice_bin, "-c", write_config(text)])
+    p.wait_line("listener=two")
+    assert p.p.wait(10) == 1
+    assert any("%s:%d is an address another listener binds too" % (literal, port) in line
+               for line in p.lines), "\n".join(p.lines)
