@@ -416,32 +416,6 @@ status_servers(struct evbuffer *b, struct pool_health *h)
     (void)evbuffer_add_printf(b, "]");
 }
 
-static const struct px_stats_listener *
-stats_listener(const struct px_stats *st, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < st->nlisteners; i++) {
-        if (strcmp(st->listeners[i]->name, name) == 0) {
-            return st->listeners[i];
-        }
-    }
-    return NULL;
-}
-
-static const struct px_stats_cluster *
-stats_cluster(const struct px_stats *st, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < st->nclusters; i++) {
-        if (strcmp(st->clusters[i]->name, name) == 0) {
-            return st->clusters[i];
-        }
-    }
-    return NULL;
-}
-
 static void
 status(struct px_admin *a, struct evbuffer *b)
 {
@@ -463,7 +437,7 @@ status(struct px_admin *a, struct evbuffer *b)
         st->nworkers, px_server_stopping(a->srv) ? "true" : "false");
     for (i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
-        const struct px_stats_listener *e = stats_listener(st, l->name);
+        const struct px_stats_entry *e = px_stats_find(st->listeners, st->nlisteners, l->name);
         struct px_listener_stats sum;
 
         memset(&sum, 0, sizeof(sum));
@@ -483,7 +457,7 @@ status(struct px_admin *a, struct evbuffer *b)
     (void)evbuffer_add_printf(b, "],\"clusters\":[");
     for (i = 0; i < cfg->nclusters; i++) {
         const struct cfg_cluster *c = &cfg->clusters[i];
-        const struct px_stats_cluster *e = stats_cluster(st, c->name);
+        const struct px_stats_entry *e = px_stats_find(st->clusters, st->nclusters, c->name);
         struct pool_health *h = px_server_health(a->srv, i);
         struct pool_stats sum;
 

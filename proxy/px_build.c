@@ -468,7 +468,7 @@ px_build_plan_new(struct px_server *srv, struct px_gen *gen)
              sp->clients != NULL && sp->health != NULL && sp->made != NULL;
     }
     for (i = 0; ok && i < nc; i++) {
-        struct px_stats_cluster *e = px_stats_cluster(srv->stats, cfg->clusters[i].name);
+        struct px_stats_entry *e = px_stats_cluster(srv->stats, cfg->clusters[i].name);
         struct srv_health *sh;
         bool made;
 
@@ -490,7 +490,7 @@ px_build_plan_new(struct px_server *srv, struct px_gen *gen)
         }
     }
     for (i = 0; ok && i < nl; i++) {
-        struct px_stats_listener *e = px_stats_listener(srv->stats, cfg->listeners[i].name);
+        struct px_stats_entry *e = px_stats_listener(srv->stats, cfg->listeners[i].name);
 
         so = e != NULL ? socket_for(srv, &cfg->listeners[i], gen->number) : NULL;
         ok = so != NULL;

@@ -60,48 +60,60 @@ px_stats_new(unsigned nworkers)
     return st;
 }
 
+static void
+entries_free(struct px_stats_entry **list, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(list[i]->name);
+        free(list[i]->block);
+        free(list[i]);
+    }
+    free(list);
+}
+
 void
 px_stats_free(struct px_stats *st)
 {
-    size_t i;
-
     if (st == NULL) {
         return;
     }
-    for (i = 0; i < st->nlisteners; i++) {
-        free(st->listeners[i]->name);
-        free(st->listeners[i]->block);
-        free(st->listeners[i]);
-    }
-    for (i = 0; i < st->nclusters; i++) {
-        free(st->clusters[i]->name);
-        free(st->clusters[i]->block);
-        free(st->clusters[i]);
-    }
-    free(st->listeners);
-    free(st->clusters);
+    entries_free(st->listeners, st->nlisteners);
+    entries_free(st->clusters, st->nclusters);
     free(st);
 }
 
-struct px_stats_listener *
-px_stats_listener(struct px_stats *st, const char *name)
+const struct px_stats_entry *
+px_stats_find(struct px_stats_entry *const *list, size_t n, const char *name)
 {
-    struct px_stats_listener **grown, *e;
     size_t i;
 
-    for (i = 0; i < st->nlisteners; i++) {
-        if (strcmp(st->listeners[i]->name, name) == 0) {
-            return st->listeners[i];
+    for (i = 0; i < n; i++) {
+        if (strcmp(list[i]->name, name) == 0) {
+            return list[i];
         }
     }
-    grown = realloc(st->listeners, (st->nlisteners + 1) * sizeof(*grown));
+    return NULL;
+}
+
+/* The entry for name in *list, added (with blocks of size bytes) if new. */
+static struct px_stats_entry *
+entry(struct px_stats *st, struct px_stats_entry ***list, size_t *n, const char *name, size_t size)
+{
+    struct px_stats_entry **grown, *e = (struct px_stats_entry *)px_stats_find(*list, *n, name);
+
+    if (e != NULL) {
+        return e;
+    }
+    grown = realloc(*list, (*n + 1) * sizeof(*grown));
     if (grown == NULL) {
         return NULL;
     }
-    st->listeners = grown;
+    *list = grown;
     e = calloc(1, sizeof(*e));
     if (e == NULL || (e->name = strdup(name)) == NULL ||
-        (e->block = blocks(st->nworkers, sizeof(*e->block))) == NULL) {
+        (e->block = blocks(st->nworkers, size)) == NULL) {
         if (e != NULL) {
             free(e->name);
         }
@@ -109,67 +121,50 @@ px_stats_listener(struct px_stats *st, const char *name)
         return NULL;
     }
     atomic_init(&e->clients, 0);
-    st->listeners[st->nlisteners++] = e;
+    (*list)[(*n)++] = e;
     return e;
 }
 
-struct px_stats_cluster *
+struct px_stats_entry *
+px_stats_listener(struct px_stats *st, const char *name)
+{
+    return entry(st, &st->listeners, &st->nlisteners, name, sizeof(struct px_listener_stats));
+}
+
+struct px_stats_entry *
 px_stats_cluster(struct px_stats *st, const char *name)
 {
-    struct px_stats_cluster **grown, *e;
-    size_t i;
-
-    for (i = 0; i < st->nclusters; i++) {
-        if (strcmp(st->clusters[i]->name, name) == 0) {
-            return st->clusters[i];
-        }
-    }
-    grown = realloc(st->clusters, (st->nclusters + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        return NULL;
-    }
-    st->clusters = grown;
-    e = calloc(1, sizeof(*e));
-    if (e == NULL || (e->name = strdup(name)) == NULL ||
-        (e->block = blocks(st->nworkers, sizeof(*e->block))) == NULL) {
-        if (e != NULL) {
-            free(e->name);
-        }
-        free(e);
-        return NULL;
-    }
-    st->clusters[st->nclusters++] = e;
-    return e;
+    return entry(st, &st->clusters, &st->nclusters, name, sizeof(struct pool_stats));
 }
 
 struct px_listener_stats *
-px_stats_listener_block(struct px_stats_listener *e, unsigned w)
+px_stats_listener_block(const struct px_stats_entry *e, unsigned w)
 {
-    return (void *)((char *)e->block + w * stride(sizeof(*e->block)));
+    return (void *)((char *)e->block + w * stride(sizeof(struct px_listener_stats)));
 }
 
 struct pool_stats *
-px_stats_cluster_block(struct px_stats_cluster *e, unsigned w)
+px_stats_cluster_block(const struct px_stats_entry *e, unsigned w)
 {
-    return (void *)((char *)e->block + w * stride(sizeof(*e->block)));
+    return (void *)((char *)e->block + w * stride(sizeof(struct pool_stats)));
 }
 
 void
-px_stats_listener_sum(const struct px_stats_listener *e, unsigned nworkers,
+px_stats_listener_sum(const struct px_stats_entry *e, unsigned nworkers,
                       struct px_listener_stats *sum)
 {
     sum_blocks(e->block, nworkers, sizeof(*sum), sum);
 }
 
 void
-px_stats_cluster_sum(const struct px_stats_cluster *e, unsigned nworkers, struct pool_stats *sum)
+px_stats_cluster_sum(const struct px_stats_entry *e, unsigned nworkers, struct pool_stats *sum)
 {
     unsigned w;
 
     sum_blocks(e->block, nworkers, sizeof(*sum), sum);
     POOL_STAT_SET(sum->max_conns_seen, 0); /* a most, not a total */
     for (w = 0; w < nworkers; w++) {
-        uint64_t v = POOL_STAT_GET(px_stats_cluster_block((void *)e, w)->max_conns_seen);
+        uint64_t v = POOL_STAT_GET(px_stats_cluster_block(e, w)->max_conns_seen);
 
         if (v > POOL_STAT_GET(sum->max_conns_seen)) {
             POOL_STAT_SET(sum->max_conns_seen, v);
