@@ -22,6 +22,18 @@ def ask(port, msg, results, i):
         results[i] = e
 
 
+def slow_request(port, slow):
+    """One request in a thread, returned once the slow upstream has it: (thread, [reply])."""
+    results = [None]
+    t = threading.Thread(target=ask, args=(port, b"slow\n", results, 0))
+    t.start()
+    deadline = time.monotonic() + 5
+    while slow.stats()["frames"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert slow.stats()["frames"] == 1, "the request did not reach the upstream"
+    return t, results
+
+
 def test_slow_requests_complete_across_sigterm(upstream, sluice):
     slow = upstream(mode="delay", delay_ms=1000)
     port, adm = free_ports(2)
@@ -71,12 +83,7 @@ def test_second_signal_exits_at_once(upstream, sluice):
     slow = upstream(mode="delay", delay_ms=5000)
     port, adm = free_ports(2)
     p = sluice(config(adm, [("front", port, "back")], [("back", [slow.port], "")]))
-    results = [None]
-    t = threading.Thread(target=ask, args=(port, b"slow\n", results, 0))
-    t.start()
-    deadline = time.monotonic() + 5
-    while slow.stats()["frames"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    t, results = slow_request(port, slow)
     p.send(signal.SIGTERM)
     p.wait_line("draining the others")
     time.sleep(0.2)
@@ -95,12 +102,7 @@ def test_drain_timeout_bounds_the_wait(upstream, sluice):
     port, adm = free_ports(2)
     p = sluice(config(adm, [("front", port, "back")], [("back", [slow.port], "")],
                       extra="shutdown: { drain_timeout: 500ms }"))
-    results = [None]
-    t = threading.Thread(target=ask, args=(port, b"slow\n", results, 0))
-    t.start()
-    deadline = time.monotonic() + 5
-    while slow.stats()["frames"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    t, results = slow_request(port, slow)
     start = time.monotonic()
     p.send(signal.SIGTERM)
     assert p.p.wait(5) == 0
