@@ -34,6 +34,13 @@ def write(path, text):
         f.write(text)
 
 
+def reload_to(p, text, generation):
+    """Write text over sluice p's file, SIGHUP it, wait until every worker serves generation."""
+    write(p.config_path, text)
+    p.send(signal.SIGHUP)
+    return p.wait_line("generation %d: every worker serves it" % generation)
+
+
 class Load:
     """Client threads until stopped: 'fresh' ones open a connection per batch of requests,
     'kept' ones hold one connection throughout. Every reply must be its request, tagged by
@@ -102,9 +109,7 @@ def test_ten_reloads_under_load_lose_nothing(upstream, sluice, tmp_path):
     try:
         time.sleep(0.3)
         for i in range(10):
-            write(p.config_path, two if i % 2 == 0 else one)
-            p.send(signal.SIGHUP)
-            p.wait_line("generation %d: every worker serves it" % (i + 2))
+            reload_to(p, two if i % 2 == 0 else one, i + 2)
             time.sleep(0.3)
     finally:
         ok, errors = load.finish()
@@ -131,9 +136,7 @@ def test_unchanged_cluster_keeps_its_warm_pool(upstream, sluice):
     wait_for(lambda: a.stats()["open"] == 2 and b.stats()["open"] == 2, what="warm pools")
     opened_a, opened_b = a.stats()["opened"], b.stats()["opened"]
 
-    write(p.config_path, after)
-    p.send(signal.SIGHUP)
-    i = p.wait_line("generation 2: every worker serves it")
+    reload_to(p, after, 2)
     assert "generation 2 changes: ~cluster cb" in "\n".join(p.lines)
     # cb's new pool warms two per worker; the old pool's connections close (no client used it).
     wait_for(lambda: b.stats()["open"] == 4, what="cb's new pool warm")
@@ -158,9 +161,7 @@ def test_removed_listener_stops_accepting_and_its_client_finishes(upstream, slui
     f.flush()
     assert f.readline() == b"a:before\n"
 
-    write(p.config_path, config(adm, [("keep", keep, "back")], [("back", [a.port], "")]))
-    p.send(signal.SIGHUP)
-    p.wait_line("generation 2: every worker serves it")
+    reload_to(p, config(adm, [("keep", keep, "back")], [("back", [a.port], "")]), 2)
     try:
         socket.create_connection(("127.0.0.1", gone), timeout=2).close()
         raise AssertionError("the removed listener still accepts")
@@ -171,9 +172,7 @@ def test_removed_listener_stops_accepting_and_its_client_finishes(upstream, slui
     assert f.readline() == b"a:after\n"
     client.close()
 
-    write(p.config_path, both)  # and it comes back
-    p.send(signal.SIGHUP)
-    p.wait_line("generation 3: every worker serves it")
+    reload_to(p, both, 3)  # and it comes back
     with socket.create_connection(("127.0.0.1", gone), timeout=5) as s:
         s.sendall(b"again\n")
         assert s.makefile("rb").readline() == b"a:again\n"
@@ -220,9 +219,7 @@ def test_changed_cluster_moves_existing_clients_and_the_old_pool_drains(upstream
     f.flush()
     assert f.readline() == b"a:one\n"
 
-    write(p.config_path, on_b)
-    p.send(signal.SIGHUP)
-    p.wait_line("generation 2: every worker serves it")
+    reload_to(p, on_b, 2)
     # The client stays connected; its next request goes to the cluster's new pool.
     f.write(b"two\n")
     f.flush()
@@ -233,9 +230,7 @@ def test_changed_cluster_moves_existing_clients_and_the_old_pool_drains(upstream
     # A change that sessions cannot follow (the cluster's framing): the client stays on b.
     reframed = on_a.replace("    pool: { min_idle: 1 }",
                             "    codec: { type: line, max_frame: 32KiB }\n    pool: { min_idle: 1 }")
-    write(p.config_path, reframed)
-    p.send(signal.SIGHUP)
-    p.wait_line("generation 3: every worker serves it")
+    reload_to(p, reframed, 3)
     f.write(b"three\n")
     f.flush()
     assert f.readline() == b"b:three\n"
