@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from conftest import free_port, free_ports
+from conftest import free_ports
 from test_admin import get, metric, parse_metrics, wait_for
 
 
