@@ -8,11 +8,19 @@
  * macro, before any argument is evaluated: a hot-path event whose level is
  * off costs a compare, never a format or a syscall. A line is one write(2),
  * so lines from worker threads never interleave.
+ *
+ * Warn and error lines are folded (px_log_set_rate_limit): a line whose
+ * level, component, text and context (the peer without its port) match one
+ * written less than an interval ago is counted instead of written, and one
+ * summary line per interval carries the count: "<text> ... 4812 more in the
+ * last 10 s". Info and debug lines are never folded.
  */
 
 #include "config/cfg.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #define PX_LOG_LINE_MAX 4096
 
@@ -45,6 +53,11 @@ const char *px_log_peer(int fd, char *buf, size_t size);
 
 /* Set the level and format; safe to call while other threads log. */
 void px_log_configure(enum cfg_log_level level, enum cfg_log_format format);
+/* Fold repeated warn and error lines over interval_ms (0: off, the default); any thread. */
+void px_log_set_rate_limit(uint64_t interval_ms);
+/* Write the summaries of folded lines whose interval is over (all: every one, at exit). Call it
+ * about once a second; a summary is also written when its line comes again. */
+void px_log_flush(bool all);
 /* Write to fd instead of standard error (tests). */
 void px_log_set_fd(int fd);
 

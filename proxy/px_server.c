@@ -273,6 +273,7 @@ commit(struct px_server *srv, struct srv_plan *sp, struct srv_dns *sd)
         }
     }
     px_log_configure(gen->cfg->log.level, gen->cfg->log.format);
+    px_log_set_rate_limit(gen->cfg->log.rate_limit_ms);
     px_admin_configure(srv->admin, &gen->cfg->admin);
     srv->pending = sp;
     px_build_switch(srv, gen, sp->health, sd);
