@@ -68,7 +68,12 @@ struct px_admin {
     TAILQ_HEAD(, admin_conn) conns; /* owned */
     unsigned nconns;                /* those not over the cap */
     uint64_t accept_errors, refused, timeouts;
+    LIST_ENTRY(px_admin) link; /* in admins */
 };
+
+/* Every admin endpoint, for the listener's error callback: evconnlistener passes it the
+ * argument of its accept callback, which evhttp_bind_listener set to the evhttp. Main thread. */
+static LIST_HEAD(, px_admin) admins = LIST_HEAD_INITIALIZER(admins);
 
 /* ---- replies ---- */
 
@@ -741,11 +746,20 @@ on_pause_end(evutil_socket_t fd, short what, void *arg)
 static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
-    struct px_admin *a = arg;
+    struct px_admin *a;
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     int err = EVUTIL_SOCKET_ERROR();
     time_t now = time(NULL);
 
+    LIST_FOREACH(a, &admins, link)
+    {
+        if (a->http == arg) {
+            break;
+        }
+    }
+    if (a == NULL) { /* not ours: cannot happen */
+        return;
+    }
     a->accept_errors++;
     if (now != a->last_error_log) {
         a->last_error_log = now;
@@ -939,6 +953,7 @@ px_admin_new(struct event_base *base, const struct cfg_admin *cfg, const struct 
         return NULL;
     }
     a->lev = evhttp_bound_socket_get_listener(bound);
+    LIST_INSERT_HEAD(&admins, a, link);
     evconnlistener_set_error_cb(a->lev, on_accept_error);
     evhttp_set_bevcb(a->http, on_new_conn, a);
     evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
@@ -982,6 +997,9 @@ px_admin_free(struct px_admin *a)
 
     if (a == NULL) {
         return;
+    }
+    if (a->lev != NULL) {
+        LIST_REMOVE(a, link);
     }
     if (a->http != NULL) {
         evhttp_free(a->http); /* each tracked connection's close callback frees it */
