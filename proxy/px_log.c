@@ -338,10 +338,15 @@ fold_report(const struct fold *f, uint64_t now)
         .peer = f->set[3] ? f->fields[3] : NULL,
     };
     char msg[FOLD_TEXT + 96];
-    uint64_t secs = (now - f->start_ms + 500) / 1000;
+    uint64_t ms = now - f->start_ms;
 
-    snprintf(msg, sizeof(msg), "%s ... %llu more in the last %llu s", f->text,
-             (unsigned long long)f->count, (unsigned long long)(secs > 0 ? secs : 1));
+    if (ms < 1000) {
+        snprintf(msg, sizeof(msg), "%s ... %llu more in the last %llu ms", f->text,
+                 (unsigned long long)f->count, (unsigned long long)ms);
+    } else {
+        snprintf(msg, sizeof(msg), "%s ... %llu more in the last %llu s", f->text,
+                 (unsigned long long)f->count, (unsigned long long)(ms + 500) / 1000);
+    }
     emit(f->level, f->component, &ctx, msg);
 }
 
@@ -355,7 +360,7 @@ fold_admit(enum cfg_log_level level, const char *component, const struct px_log_
 {
     char peer[FOLD_FIELD];
     const char *peerp = NULL;
-    uint64_t h = 0xcbf29ce484222325ULL, now = now_ms();
+    uint64_t h = 0xcbf29ce484222325ULL, now;
     struct fold *f, *victim = NULL;
     int rank, vrank = 3;
     size_t i;
@@ -375,6 +380,7 @@ fold_admit(enum cfg_log_level level, const char *component, const struct px_log_
     h = hash_str(h, msg);
     h = h != 0 ? h : 1;
     pthread_mutex_lock(&fold_lock);
+    now = now_ms(); /* under the lock: no slot starts after it */
     for (i = 0; i < FOLD_PROBES; i++) {
         f = &folds[(h + i) % FOLD_SLOTS];
         if (f->hash == h) {
@@ -415,18 +421,17 @@ px_log_flush(bool all)
 
     for (i = 0; i < FOLD_SLOTS; i++) {
         struct fold copy;
-        uint64_t now = now_ms();
+        uint64_t now;
 
         copy.count = 0;
         pthread_mutex_lock(&fold_lock);
+        now = now_ms(); /* under the lock: no slot starts after it */
         if (folds[i].hash != 0 && (all || now - folds[i].start_ms >= interval)) {
-            if (folds[i].count > 0) {
-                copy = folds[i];
-                folds[i].start_ms = now; /* the key stays folded for one more interval */
-                folds[i].count = 0;
-            } else {
-                folds[i].hash = 0;
-            }
+            copy = folds[i];
+            /* a key with a count stays folded for one more interval; the others go */
+            folds[i].hash = copy.count > 0 && !all ? folds[i].hash : 0;
+            folds[i].start_ms = now;
+            folds[i].count = 0;
         }
         pthread_mutex_unlock(&fold_lock);
         if (copy.count > 0) {
