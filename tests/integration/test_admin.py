@@ -225,6 +225,20 @@ def test_admin_bind_in_use_fails_the_start(upstream, sluice_bin, write_config, p
         assert p.p.wait(10) == 1
 
 
+
+def test_a_failed_start_prints_no_stats_lines(upstream, sluice_bin, write_config, procs):
+    up = upstream()
+    port = free_port()
+    text = front_back_config(port, [up.port], workers=2)
+    with socket.socket() as taken:  # the listener's port, held by another socket
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        p = procs([sluice_bin, "-c", write_config(text)])
+        p.wait_line("start failed")
+        assert p.p.wait(10) == 1
+    p.reader.join(5)
+    assert not [l for l in p.lines if " stats: " in l], "\n".join(p.lines)
+
 def test_healthcheck_command_against_the_admin_endpoint(upstream, sluice, sluice_bin, write_config,
                                                        tmp_path):
     up = upstream()
