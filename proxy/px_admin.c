@@ -310,6 +310,22 @@ metrics_clusters(struct evbuffer *b, const struct px_stats *st, struct pool_stat
     metrics_latency(b, st, ps);
 }
 
+/* A per-server sample: server is the address; server_name, the name key when it has one. */
+static void
+server_sample(struct evbuffer *b, const char *name, const char *cluster,
+              const struct pool_endpoint *ep, unsigned long long v)
+{
+    (void)evbuffer_add_printf(b, "sluice_%s{cluster=\"", name);
+    label(b, cluster);
+    (void)evbuffer_add_printf(b, "\",server=\"");
+    label(b, ep->text);
+    if (ep->cfg->name != NULL) {
+        (void)evbuffer_add_printf(b, "\",server_name=\"");
+        label(b, ep->cfg->name);
+    }
+    (void)evbuffer_add_printf(b, "\"} %llu\n", v);
+}
+
 /* Health per server of the running generation, and per cluster counters. */
 static void
 metrics_health(struct evbuffer *b, const struct px_server *srv)
@@ -355,7 +371,7 @@ metrics_health(struct evbuffer *b, const struct px_server *srv)
                                        : f == 1 ? atomic_load(&ep->ejected)
                                                 : ep->ejections_total;
 
-                sample(b, fams[f].name, "cluster", cfg->clusters[i].name, "server", ep->text, v);
+                server_sample(b, fams[f].name, cfg->clusters[i].name, ep, v);
                 pool_endpoint_put(eps[k]);
             }
             free(eps);
@@ -446,6 +462,22 @@ json_string(struct evbuffer *b, const char *s)
     (void)evbuffer_add(b, "\"", 1);
 }
 
+/* The servers (addresses) a cluster has now. */
+static size_t
+health_count(struct pool_health *h)
+{
+    struct pool_endpoint **eps;
+    size_t n = 0, k;
+    unsigned version;
+
+    eps = pool_health_endpoints(h, &n, &version);
+    for (k = 0; k < n; k++) {
+        pool_endpoint_put(eps[k]);
+    }
+    free(eps);
+    return n;
+}
+
 static void
 status_servers(struct evbuffer *b, struct pool_health *h)
 {
@@ -460,6 +492,12 @@ status_servers(struct evbuffer *b, struct pool_health *h)
 
         (void)evbuffer_add_printf(b, "%s{\"address\":", k > 0 ? "," : "");
         json_string(b, ep->text);
+        (void)evbuffer_add_printf(b, ",\"name\":");
+        if (ep->cfg->name != NULL) {
+            json_string(b, ep->cfg->name);
+        } else {
+            (void)evbuffer_add_printf(b, "null");
+        }
         (void)evbuffer_add_printf(b, ",\"configured\":");
         json_string(b, ep->cfg->address.text);
         (void)evbuffer_add_printf(
@@ -520,6 +558,7 @@ status(struct px_admin *a, struct evbuffer *b)
         const struct px_stats_entry *e = px_stats_find(st->clusters, st->nclusters, c->name);
         struct pool_health *h = px_server_health(a->srv, i);
         struct pool_stats sum;
+        size_t nservers;
 
         memset(&sum, 0, sizeof(sum));
         if (e != NULL) {
@@ -527,14 +566,21 @@ status(struct px_admin *a, struct evbuffer *b)
         }
         (void)evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
         json_string(b, c->name);
+        /* Occupancy is summed over servers and workers: beside it, the limits summed the same
+         * way, and the configured ones (per server, per worker) under their own key. */
+        nservers = h != NULL ? health_count(h) : 0;
         (void)evbuffer_add_printf(
             b,
             ",\"balance\":\"%s\",\"used\":%s,\"pool\":{\"connections\":%llu,\"idle\":%llu,"
-            "\"pinned\":%llu,\"queued\":%llu,\"max_connections\":%u,\"min_idle\":%u,"
-            "\"max_pipeline\":%u},",
+            "\"pinned\":%llu,\"queued\":%llu,\"servers\":%zu,\"workers\":%u,"
+            "\"max_connections_total\":%llu,\"max_pinned_total\":%llu,"
+            "\"per_server_per_worker\":{\"max_connections\":%u,\"min_idle\":%u,"
+            "\"max_pipeline\":%u,\"max_pinned\":%u}},",
             cfg_balance_name(c->balance), h != NULL ? "true" : "false", V(sum.conns_active),
-            V(sum.conns_idle), V(sum.pinned), V(sum.queue_depth), c->pool.max_connections,
-            c->pool.min_idle, c->pool.max_pipeline);
+            V(sum.conns_idle), V(sum.pinned), V(sum.queue_depth), nservers, st->nworkers,
+            (unsigned long long)c->pool.max_connections * nservers * st->nworkers,
+            (unsigned long long)c->pool.max_pinned * nservers * st->nworkers,
+            c->pool.max_connections, c->pool.min_idle, c->pool.max_pipeline, c->pool.max_pinned);
         if (h != NULL) {
             status_servers(b, h);
         } else {

@@ -36,8 +36,8 @@ struct fold {
     uint64_t count; /* lines not written since start_ms */
     enum cfg_log_level level;
     char component[24];
-    char fields[4][FOLD_FIELD]; /* listener, cluster, server, peer host; "" when unset */
-    bool set[4];
+    char fields[5][FOLD_FIELD]; /* listener, cluster, server, peer host, server_name */
+    bool set[5];
     char text[FOLD_TEXT];
 };
 
@@ -63,6 +63,23 @@ px_log_peer(int fd, char *buf, size_t size)
     }
     (void)pool_addr_text(&ss, true, buf, size); /* "?" if it cannot be printed */
     return buf;
+}
+
+const char *
+px_log_server_name(const struct cfg_cluster *cluster, const char *server)
+{
+    size_t i, n;
+
+    for (i = 0; server != NULL && i < cluster->nservers; i++) {
+        const struct cfg_server *s = &cluster->servers[i];
+
+        n = strlen(s->address.text);
+        if (s->name != NULL && strncmp(server, s->address.text, n) == 0 &&
+            (server[n] == '\0' || server[n] == '=')) {
+            return s->name;
+        }
+    }
+    return NULL;
 }
 
 void
@@ -173,6 +190,7 @@ put_context(struct line *l, bool json, const struct px_log_ctx *ctx)
         put_field(l, json, "listener", ctx->listener);
         put_field(l, json, "cluster", ctx->cluster);
         put_field(l, json, "server", ctx->server);
+        put_field(l, json, "server_name", ctx->server_name);
         put_field(l, json, "peer", ctx->peer);
     }
 }
@@ -310,17 +328,18 @@ static void
 fold_fill(struct fold *f, enum cfg_log_level level, const char *component,
           const struct px_log_ctx *ctx, const char *peer, const char *msg)
 {
-    const char *v[4] = {NULL, NULL, NULL, peer};
+    const char *v[5] = {NULL, NULL, NULL, peer, NULL};
     int i;
 
     if (ctx != NULL) {
         v[0] = ctx->listener;
         v[1] = ctx->cluster;
         v[2] = ctx->server;
+        v[4] = ctx->server_name;
     }
     f->level = level;
     copy_cut(f->component, sizeof(f->component), component);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         f->set[i] = v[i] != NULL;
         copy_cut(f->fields[i], sizeof(f->fields[i]), v[i] != NULL ? v[i] : "");
     }
@@ -336,6 +355,7 @@ fold_report(const struct fold *f, uint64_t now)
         .cluster = f->set[1] ? f->fields[1] : NULL,
         .server = f->set[2] ? f->fields[2] : NULL,
         .peer = f->set[3] ? f->fields[3] : NULL,
+        .server_name = f->set[4] ? f->fields[4] : NULL,
     };
     char msg[FOLD_TEXT + 96];
     uint64_t ms = now - f->start_ms;
@@ -377,6 +397,7 @@ fold_admit(enum cfg_log_level level, const char *component, const struct px_log_
     h = hash_str(h, ctx != NULL ? ctx->cluster : NULL);
     h = hash_str(h, ctx != NULL ? ctx->server : NULL);
     h = hash_str(h, peerp);
+    h = hash_str(h, ctx != NULL ? ctx->server_name : NULL);
     h = hash_str(h, msg);
     h = h != 0 ? h : 1;
     pthread_mutex_lock(&fold_lock);

@@ -27,8 +27,9 @@
 struct px_log_ctx {
     const char *listener;
     const char *cluster;
-    const char *server;
+    const char *server; /* the address, as the endpoint prints it */
     const char *peer;
+    const char *server_name; /* the server's name key, when it has one */
 };
 
 extern atomic_int px_log_min_level;
@@ -50,6 +51,10 @@ extern atomic_int px_log_min_level;
 
 /* "ip:port" or "[ipv6]:port" of fd's peer into buf, for a log context; "?" if unknown. */
 const char *px_log_peer(int fd, char *buf, size_t size);
+
+/* The name key of cluster's server whose endpoint text ("10.0.0.2:6379", or
+ * "redis:6379=10.0.0.2" for an address of a hostname) is server; NULL if it has none. */
+const char *px_log_server_name(const struct cfg_cluster *cluster, const char *server);
 
 /* Set the level and format; safe to call while other threads log. */
 void px_log_configure(enum cfg_log_level level, enum cfg_log_format format);

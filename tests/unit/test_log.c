@@ -70,7 +70,7 @@ assert_matches(const char *s, const char *pattern)
 static void
 test_text_line(void **state)
 {
-    struct px_log_ctx ctx = {"redis", "cache", "10.0.0.5:6379", "127.0.0.1:50000"};
+    struct px_log_ctx ctx = {"redis", "cache", "10.0.0.5:6379", "127.0.0.1:50000", NULL};
 
     (void)state;
     px_log_configure(CFG_LOG_INFO, CFG_LOG_TEXT);
@@ -78,6 +78,36 @@ test_text_line(void **state)
     assert_matches(drain(), "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
                             "warn  pool: connect failed: refused listener=redis cluster=cache "
                             "server=10\\.0\\.0\\.5:6379 peer=127\\.0\\.0\\.1:50000\n$");
+}
+
+static void
+test_text_server_name(void **state)
+{
+    struct px_log_ctx ctx = {.cluster = "c", .server = "10.0.0.5:6379", .server_name = "shard1"};
+
+    (void)state;
+    px_log_configure(CFG_LOG_INFO, CFG_LOG_TEXT);
+    px_log_warn("health", &ctx, "server down");
+    assert_matches(drain(),
+                   "server down cluster=c server=10\\.0\\.0\\.5:6379 server_name=shard1\n$");
+}
+
+static void
+test_server_name_lookup(void **state)
+{
+    struct cfg_server servers[3] = {
+        {.address = {.text = "10.0.0.1:6379"}, .name = "a"},
+        {.address = {.text = "10.0.0.1:63790"}},
+        {.address = {.text = "redis:6379"}, .name = "b"},
+    };
+    struct cfg_cluster c = {.name = "c", .servers = servers, .nservers = 3};
+
+    (void)state;
+    assert_string_equal(px_log_server_name(&c, "10.0.0.1:6379"), "a");
+    assert_null(px_log_server_name(&c, "10.0.0.1:63790")); /* a prefix is not a match */
+    assert_string_equal(px_log_server_name(&c, "redis:6379=10.0.0.9"), "b");
+    assert_null(px_log_server_name(&c, "10.0.0.2:6379"));
+    assert_null(px_log_server_name(&c, NULL));
 }
 
 static void
@@ -368,6 +398,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_text_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_server_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_name_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_without_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_partial_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_control_bytes, setup, teardown),
