@@ -132,12 +132,15 @@ struct cfg_codec {
 struct cfg_log {
     enum cfg_log_level level;
     enum cfg_log_format format;
+    uint64_t rate_limit_ms; /* 0: repeated lines are not folded */
 };
 
 struct cfg_admin {
     struct cfg_addr bind;
     char *token_file;       /* NULL: no token asked */
     struct cfg_bytes token; /* the file's contents, read at load */
+    uint32_t max_connections;
+    uint64_t request_timeout_ms;
 };
 
 struct cfg_shutdown {

@@ -116,6 +116,10 @@ static const struct cfg_key log_keys[] = {
          "Lowest level written: debug, info, warn or error."),
     ENUM(struct cfg_log, "format", format, "text", format_enum,
          "text (one human-readable line per event) or json (one JSON object per line)."),
+    DUR(struct cfg_log, "rate_limit", rate_limit_ms, "10s", 0,
+        "Warn and error lines repeated with the same text and context (a peer counts without "
+        "its port) within this interval are counted, not written: one summary line per interval "
+        "says how many (\"... 4812 more in the last 10 s\"). 0: every line is written."),
 };
 static TABLE(log_table, "log", log_keys);
 
@@ -128,6 +132,12 @@ static const struct cfg_key admin_keys[] = {
     KIND(struct cfg_admin, "token_file", CFG_K_PATH, token_file, 0,
          "A file holding a bearer token: every request must then send \"Authorization: Bearer "
          "<token>\" (/healthz included). Read at start and on each reload."),
+    U32(struct cfg_admin, "max_connections", max_connections, "64", 1, 65535,
+        "Admin connections open at once; one more is closed as soon as it is accepted."),
+    DUR(struct cfg_admin, "request_timeout", request_timeout_ms, "10s", 1,
+        "Deadline for a whole request, from the connection's accept (or from the previous "
+        "request on a kept-alive connection) until its reply is written; past it the connection "
+        "is closed, however slowly bytes trickle in."),
 };
 static TABLE(admin_table, "admin", admin_keys);
 

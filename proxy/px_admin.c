@@ -11,9 +11,11 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -21,19 +23,57 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ADMIN_TIMEOUT_S 10      /* a client that sends nothing for this long is closed */
 #define ADMIN_MAX_HEADERS 16384 /* bytes of request line and headers */
 #define ADMIN_MAX_BODY 4096     /* nothing here takes a body */
+#define ACCEPT_PAUSE_MS 100     /* after EMFILE and friends, as the data listeners do */
+
+/*
+ * An admin connection as sluice tracks it, for admin.max_connections and
+ * admin.request_timeout. libevent 2.1's evhttp has neither (2.2 adds
+ * evhttp_set_max_connections) and tells nothing of a new connection before
+ * its request is whole; what it does call is the bufferevent callback
+ * (evhttp_set_bevcb), before the connection exists. So the bufferevent is
+ * made here and held by a reference, and a moment later (an activated event,
+ * run in the same loop pass, before any byte is read) its callback argument,
+ * which evhttp sets to its evhttp_connection, gives the connection: then the
+ * close callback, the cap and the deadline are set.
+ */
+struct admin_conn {
+    struct px_admin *a;              /* borrowed */
+    struct bufferevent *bev;         /* borrowed: evhttp's; a reference of ours until attached */
+    struct evhttp_connection *evcon; /* borrowed: NULL until attached */
+    struct event *timer;             /* owned: attach at once, then the deadline */
+    bool over;                       /* past max_connections: closed when attached */
+    bool closing;                    /* we free evcon: its close callback leaves us alone */
+    TAILQ_ENTRY(admin_conn) link;
+};
 
 struct px_admin {
     struct evhttp *http;         /* owned */
     const struct px_server *srv; /* borrowed */
     char *token;                 /* owned: NULL when none is asked */
     size_t token_len;
+    struct evconnlistener *lev; /* borrowed: evhttp's */
+    struct event *pause;        /* owned: accepting again after an accept error */
+    struct event *tick;         /* owned: once a second, the log's summaries */
+    time_t last_error_log;
+    uint32_t max_connections;
+    struct timeval deadline;
+    TAILQ_HEAD(, admin_conn) conns; /* owned */
+    unsigned nconns;                /* those not over the cap */
+    uint64_t accept_errors, refused, timeouts;
+    LIST_ENTRY(px_admin) link; /* in admins */
 };
+
+/* Every admin endpoint, for the listener's error callback: evconnlistener passes it the
+ * argument of its accept callback, which evhttp_bind_listener set to the evhttp. Main thread. */
+static LIST_HEAD(, px_admin) admins = LIST_HEAD_INITIALIZER(admins);
 
 /* ---- replies ---- */
 
@@ -270,6 +310,22 @@ metrics_clusters(struct evbuffer *b, const struct px_stats *st, struct pool_stat
     metrics_latency(b, st, ps);
 }
 
+/* A per-server sample: server is the address; server_name, the name key when it has one. */
+static void
+server_sample(struct evbuffer *b, const char *name, const char *cluster,
+              const struct pool_endpoint *ep, unsigned long long v)
+{
+    (void)evbuffer_add_printf(b, "sluice_%s{cluster=\"", name);
+    label(b, cluster);
+    (void)evbuffer_add_printf(b, "\",server=\"");
+    label(b, ep->text);
+    if (ep->cfg->name != NULL) {
+        (void)evbuffer_add_printf(b, "\",server_name=\"");
+        label(b, ep->cfg->name);
+    }
+    (void)evbuffer_add_printf(b, "\"} %llu\n", v);
+}
+
 /* Health per server of the running generation, and per cluster counters. */
 static void
 metrics_health(struct evbuffer *b, const struct px_server *srv)
@@ -315,12 +371,31 @@ metrics_health(struct evbuffer *b, const struct px_server *srv)
                                        : f == 1 ? atomic_load(&ep->ejected)
                                                 : ep->ejections_total;
 
-                sample(b, fams[f].name, "cluster", cfg->clusters[i].name, "server", ep->text, v);
+                server_sample(b, fams[f].name, cfg->clusters[i].name, ep, v);
                 pool_endpoint_put(eps[k]);
             }
             free(eps);
         }
     }
+}
+
+static void
+metrics_admin(struct evbuffer *b, const struct px_admin *a)
+{
+    family(b, "admin_connections_active", "gauge", "Admin connections open now.");
+    (void)evbuffer_add_printf(b, "sluice_admin_connections_active %u\n", a->nconns);
+    family(b, "admin_connections_refused_total", "counter",
+           "Admin connections closed at once: past admin.max_connections.");
+    (void)evbuffer_add_printf(b, "sluice_admin_connections_refused_total %llu\n",
+                              (unsigned long long)a->refused);
+    family(b, "admin_request_timeouts_total", "counter",
+           "Admin connections closed at admin.request_timeout.");
+    (void)evbuffer_add_printf(b, "sluice_admin_request_timeouts_total %llu\n",
+                              (unsigned long long)a->timeouts);
+    family(b, "admin_accept_errors_total", "counter",
+           "Admin accept() failures that paused accepting (out of descriptors or memory).");
+    (void)evbuffer_add_printf(b, "sluice_admin_accept_errors_total %llu\n",
+                              (unsigned long long)a->accept_errors);
 }
 
 static void
@@ -362,6 +437,7 @@ metrics(struct px_admin *a, struct evbuffer *b)
     metrics_listeners(b, st, ls);
     metrics_clusters(b, st, ps);
     metrics_health(b, a->srv);
+    metrics_admin(b, a);
     free(ls);
     free(ps);
 }
@@ -386,6 +462,22 @@ json_string(struct evbuffer *b, const char *s)
     (void)evbuffer_add(b, "\"", 1);
 }
 
+/* The servers (addresses) a cluster has now. */
+static size_t
+health_count(struct pool_health *h)
+{
+    struct pool_endpoint **eps;
+    size_t n = 0, k;
+    unsigned version;
+
+    eps = pool_health_endpoints(h, &n, &version);
+    for (k = 0; k < n; k++) {
+        pool_endpoint_put(eps[k]);
+    }
+    free(eps);
+    return n;
+}
+
 static void
 status_servers(struct evbuffer *b, struct pool_health *h)
 {
@@ -400,6 +492,12 @@ status_servers(struct evbuffer *b, struct pool_health *h)
 
         (void)evbuffer_add_printf(b, "%s{\"address\":", k > 0 ? "," : "");
         json_string(b, ep->text);
+        (void)evbuffer_add_printf(b, ",\"name\":");
+        if (ep->cfg->name != NULL) {
+            json_string(b, ep->cfg->name);
+        } else {
+            (void)evbuffer_add_printf(b, "null");
+        }
         (void)evbuffer_add_printf(b, ",\"configured\":");
         json_string(b, ep->cfg->address.text);
         (void)evbuffer_add_printf(
@@ -460,6 +558,7 @@ status(struct px_admin *a, struct evbuffer *b)
         const struct px_stats_entry *e = px_stats_find(st->clusters, st->nclusters, c->name);
         struct pool_health *h = px_server_health(a->srv, i);
         struct pool_stats sum;
+        size_t nservers;
 
         memset(&sum, 0, sizeof(sum));
         if (e != NULL) {
@@ -467,14 +566,21 @@ status(struct px_admin *a, struct evbuffer *b)
         }
         (void)evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
         json_string(b, c->name);
+        /* Occupancy is summed over servers and workers: beside it, the limits summed the same
+         * way, and the configured ones (per server, per worker) under their own key. */
+        nservers = h != NULL ? health_count(h) : 0;
         (void)evbuffer_add_printf(
             b,
             ",\"balance\":\"%s\",\"used\":%s,\"pool\":{\"connections\":%llu,\"idle\":%llu,"
-            "\"pinned\":%llu,\"queued\":%llu,\"max_connections\":%u,\"min_idle\":%u,"
-            "\"max_pipeline\":%u},",
+            "\"pinned\":%llu,\"queued\":%llu,\"servers\":%zu,\"workers\":%u,"
+            "\"max_connections_total\":%llu,\"max_pinned_total\":%llu,"
+            "\"per_server_per_worker\":{\"max_connections\":%u,\"min_idle\":%u,"
+            "\"max_pipeline\":%u,\"max_pinned\":%u}},",
             cfg_balance_name(c->balance), h != NULL ? "true" : "false", V(sum.conns_active),
-            V(sum.conns_idle), V(sum.pinned), V(sum.queue_depth), c->pool.max_connections,
-            c->pool.min_idle, c->pool.max_pipeline);
+            V(sum.conns_idle), V(sum.pinned), V(sum.queue_depth), nservers, st->nworkers,
+            (unsigned long long)c->pool.max_connections * nservers * st->nworkers,
+            (unsigned long long)c->pool.max_pinned * nservers * st->nworkers,
+            c->pool.max_connections, c->pool.min_idle, c->pool.max_pipeline, c->pool.max_pinned);
         if (h != NULL) {
             status_servers(b, h);
         } else {
@@ -532,6 +638,195 @@ not_ready(struct px_admin *a, char *why, size_t size)
     return NULL;
 }
 
+/* ---- connections: the cap, the deadline, accept errors ---- */
+
+static void
+conn_free(struct admin_conn *c)
+{
+    struct px_admin *a = c->a;
+
+    TAILQ_REMOVE(&a->conns, c, link);
+    if (!c->over) {
+        a->nconns--;
+    }
+    if (c->evcon == NULL && c->bev != NULL) { /* never attached: our reference goes */
+        bufferevent_decref(c->bev);
+    }
+    event_free(c->timer);
+    free(c);
+}
+
+static void
+on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct admin_conn *c = arg;
+
+    (void)evcon;
+    if (!c->closing) {
+        conn_free(c);
+    }
+}
+
+/* Close it now (through evhttp, which frees its request and bufferevent). */
+static void
+conn_kill(struct admin_conn *c)
+{
+    c->closing = true;
+    evhttp_connection_free(c->evcon);
+    conn_free(c);
+}
+
+static void
+conn_log(struct admin_conn *c, const char *what)
+{
+    struct px_log_ctx ctx = {0};
+    char peer[64];
+    char *host = NULL;
+    ev_uint16_t port = 0;
+
+    evhttp_connection_get_peer(c->evcon, &host, &port);
+    snprintf(peer, sizeof(peer), "%s:%u", host != NULL ? host : "?", (unsigned)port);
+    ctx.peer = peer;
+    px_log_warn("admin", &ctx, "%s; closing the connection", what);
+}
+
+static void
+conn_attach(struct admin_conn *c)
+{
+    struct px_admin *a = c->a;
+    bufferevent_data_cb readcb = NULL;
+    void *arg = NULL;
+
+    bufferevent_getcb(c->bev, &readcb, NULL, NULL, &arg);
+    if (readcb == NULL || arg == NULL ||
+        evhttp_connection_get_bufferevent(arg) != c->bev) { /* evhttp gave it up already */
+        conn_free(c);
+        return;
+    }
+    c->evcon = arg;
+    bufferevent_decref(c->bev); /* evhttp's own reference remains */
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    if (c->over) {
+        a->refused++;
+        conn_log(c, "admin.max_connections reached");
+        conn_kill(c);
+        return;
+    }
+    if (evtimer_add(c->timer, &a->deadline) == -1) {
+        conn_kill(c);
+    }
+}
+
+static void
+on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct admin_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->evcon == NULL) {
+        conn_attach(c);
+        return;
+    }
+    c->a->timeouts++;
+    conn_log(c, "request not complete within admin.request_timeout");
+    conn_kill(c);
+}
+
+/* evhttp's bufferevent for a new connection: see struct admin_conn. */
+static struct bufferevent *
+on_new_conn(struct event_base *base, void *arg)
+{
+    struct px_admin *a = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct admin_conn *c;
+
+    if (bev == NULL) {
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->timer = evtimer_new(base, on_conn_timer, c)) == NULL) {
+        free(c);
+        return bev; /* out of memory: served untracked, evhttp's idle timeout still holds */
+    }
+    c->a = a;
+    c->bev = bev;
+    c->over = a->nconns >= a->max_connections;
+    if (!c->over) {
+        a->nconns++;
+    }
+    bufferevent_incref(bev);
+    TAILQ_INSERT_TAIL(&a->conns, c, link);
+    event_active(c->timer, EV_TIMEOUT, 1);
+    return bev;
+}
+
+/* The connection a request came on; NULL if untracked. */
+static struct admin_conn *
+conn_of(struct px_admin *a, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct admin_conn *c;
+
+    TAILQ_FOREACH(c, &a->conns, link)
+    {
+        if (evcon != NULL && c->evcon == evcon) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void
+on_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_admin *a = arg;
+
+    (void)fd;
+    (void)what;
+    (void)evconnlistener_enable(a->lev);
+}
+
+/* Out of descriptors or memory: stop accepting for a moment rather than spin (evconnlistener
+ * would otherwise try again at once, and log each try). */
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct px_admin *a;
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    int err = EVUTIL_SOCKET_ERROR();
+    time_t now = time(NULL);
+
+    LIST_FOREACH(a, &admins, link)
+    {
+        if (a->http == arg) {
+            break;
+        }
+    }
+    if (a == NULL) { /* not ours: cannot happen */
+        return;
+    }
+    a->accept_errors++;
+    if (now != a->last_error_log) {
+        a->last_error_log = now;
+        px_log_error("admin", NULL, "accept failed: %s; pausing accepts for %d ms (%llu so far)",
+                     strerror(err), ACCEPT_PAUSE_MS, (unsigned long long)a->accept_errors);
+    }
+    (void)evconnlistener_disable(lev);
+    if (evtimer_add(a->pause, &tv) == -1) {
+        (void)evconnlistener_enable(lev);
+    }
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    px_log_flush(false);
+}
+
 /* ---- requests ---- */
 
 static bool
@@ -566,9 +861,13 @@ on_request(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     struct evbuffer *body;
+    struct admin_conn *c = conn_of(a, req);
     char why[256];
     const char *nr;
 
+    if (c != NULL) { /* a whole request came: the next one has its own deadline */
+        (void)evtimer_add(c->timer, &a->deadline);
+    }
     if (!authorized(a, req)) {
         (void)evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                                 "Bearer realm=\"sluice\"");
@@ -670,15 +969,21 @@ struct px_admin *
 px_admin_new(struct event_base *base, const struct cfg_admin *cfg, const struct px_server *srv)
 {
     struct px_admin *a = calloc(1, sizeof(*a));
+    struct evhttp_bound_socket *bound;
+    struct timeval second = {1, 0};
     int fd;
 
     if (a == NULL) {
         return NULL;
     }
     a->srv = srv;
+    TAILQ_INIT(&a->conns);
     a->http = evhttp_new(base);
-    if (a->http == NULL) {
-        free(a);
+    a->pause = evtimer_new(base, on_pause_end, a);
+    a->tick = event_new(base, -1, EV_PERSIST, on_tick, a);
+    if (a->http == NULL || a->pause == NULL || a->tick == NULL ||
+        event_add(a->tick, &second) == -1) {
+        px_admin_free(a);
         return NULL;
     }
     fd = admin_socket(&cfg->bind);
@@ -687,11 +992,16 @@ px_admin_new(struct event_base *base, const struct cfg_admin *cfg, const struct 
         px_admin_free(a);
         return NULL;
     }
-    if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+    bound = evhttp_accept_socket_with_handle(a->http, fd);
+    if (bound == NULL) {
         close(fd);
         px_admin_free(a);
         return NULL;
     }
+    a->lev = evhttp_bound_socket_get_listener(bound);
+    LIST_INSERT_HEAD(&admins, a, link);
+    evconnlistener_set_error_cb(a->lev, on_accept_error);
+    evhttp_set_bevcb(a->http, on_new_conn, a);
     evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
     evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
@@ -721,17 +1031,35 @@ px_admin_configure(struct px_admin *a, const struct cfg_admin *cfg)
         a->token[cfg->token.len] = '\0';
         a->token_len = cfg->token.len;
     }
+    a->max_connections = cfg->max_connections;
+    a->deadline.tv_sec = (time_t)(cfg->request_timeout_ms / 1000);
+    a->deadline.tv_usec = (suseconds_t)(cfg->request_timeout_ms % 1000 * 1000);
 }
 
 void
 px_admin_free(struct px_admin *a)
 {
+    struct admin_conn *c;
+
     if (a == NULL) {
         return;
     }
-    if (a->http != NULL) {
-        evhttp_free(a->http);
+    if (a->lev != NULL) {
+        LIST_REMOVE(a, link);
     }
+    if (a->http != NULL) {
+        evhttp_free(a->http); /* each tracked connection's close callback frees it */
+    }
+    while ((c = TAILQ_FIRST(&a->conns)) != NULL) { /* not attached yet */
+        conn_free(c);
+    }
+    if (a->pause != NULL) {
+        event_free(a->pause);
+    }
+    if (a->tick != NULL) {
+        event_free(a->tick);
+    }
+    px_log_flush(true);
     free(a->token);
     free(a);
 }

@@ -37,7 +37,9 @@ static void
 on_health_log(void *arg, const struct pool_health *h, const char *server, bool warn,
               const char *msg)
 {
-    struct px_log_ctx ctx = {.cluster = pool_health_cfg(h)->name, .server = server};
+    struct px_log_ctx ctx = {.cluster = pool_health_cfg(h)->name,
+                             .server = server,
+                             .server_name = px_log_server_name(pool_health_cfg(h), server)};
 
     (void)arg;
     if (warn) {
@@ -175,7 +177,9 @@ on_dns(void *arg, const struct sockaddr_storage *addrs, size_t n, const char *er
     struct dns_name *dn = arg;
     struct px_server *srv = dn->set->srv;
     const struct cfg_cluster *cc = pool_health_cfg(dn->h);
-    struct px_log_ctx ctx = {.cluster = cc->name, .server = cc->servers[dn->slot].address.text};
+    struct px_log_ctx ctx = {.cluster = cc->name,
+                             .server = cc->servers[dn->slot].address.text,
+                             .server_name = cc->servers[dn->slot].name};
     char list[512];
     int rc;
 

@@ -8,19 +8,28 @@
  * macro, before any argument is evaluated: a hot-path event whose level is
  * off costs a compare, never a format or a syscall. A line is one write(2),
  * so lines from worker threads never interleave.
+ *
+ * Warn and error lines are folded (px_log_set_rate_limit): a line whose
+ * level, component, text and context (the peer without its port) match one
+ * written less than an interval ago is counted instead of written, and one
+ * summary line per interval carries the count: "<text> ... 4812 more in the
+ * last 10 s". Info and debug lines are never folded.
  */
 
 #include "config/cfg.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #define PX_LOG_LINE_MAX 4096
 
 struct px_log_ctx {
     const char *listener;
     const char *cluster;
-    const char *server;
+    const char *server; /* the address, as the endpoint prints it */
     const char *peer;
+    const char *server_name; /* the server's name key, when it has one */
 };
 
 extern atomic_int px_log_min_level;
@@ -43,8 +52,17 @@ extern atomic_int px_log_min_level;
 /* "ip:port" or "[ipv6]:port" of fd's peer into buf, for a log context; "?" if unknown. */
 const char *px_log_peer(int fd, char *buf, size_t size);
 
+/* The name key of cluster's server whose endpoint text ("10.0.0.2:6379", or
+ * "redis:6379=10.0.0.2" for an address of a hostname) is server; NULL if it has none. */
+const char *px_log_server_name(const struct cfg_cluster *cluster, const char *server);
+
 /* Set the level and format; safe to call while other threads log. */
 void px_log_configure(enum cfg_log_level level, enum cfg_log_format format);
+/* Fold repeated warn and error lines over interval_ms (0: off, the default); any thread. */
+void px_log_set_rate_limit(uint64_t interval_ms);
+/* Write the summaries of folded lines whose interval is over (all: every one, at exit). Call it
+ * about once a second; a summary is also written when its line comes again. */
+void px_log_flush(bool all);
 /* Write to fd instead of standard error (tests). */
 void px_log_set_fd(int fd);
 

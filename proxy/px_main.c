@@ -195,6 +195,7 @@ main(int argc, char **argv)
         return rc;
     }
     px_log_configure(cfg->log.level, cfg->log.format);
+    px_log_set_rate_limit(cfg->log.rate_limit_ms);
     /* Buffers come and go with every frame: keep a worker heap's top instead of giving it back
      * and growing it again (an mprotect per cycle). Best effort: a failure only costs syscalls. */
     (void)mallopt(M_TOP_PAD, 4 << 20);

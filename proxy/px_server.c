@@ -273,6 +273,7 @@ commit(struct px_server *srv, struct srv_plan *sp, struct srv_dns *sd)
         }
     }
     px_log_configure(gen->cfg->log.level, gen->cfg->log.format);
+    px_log_set_rate_limit(gen->cfg->log.rate_limit_ms);
     px_admin_configure(srv->admin, &gen->cfg->admin);
     srv->pending = sp;
     px_build_switch(srv, gen, sp->health, sd);
@@ -576,6 +577,9 @@ log_stats(const struct px_server *srv)
     size_t i;
     unsigned w;
 
+    if (!srv->started) { /* a start that failed served nothing: no all-zero lines */
+        return;
+    }
     for (i = 0; st != NULL && i < st->nlisteners; i++) {
         struct px_log_ctx ctx = {.listener = st->listeners[i]->name};
 
@@ -615,7 +619,9 @@ stop(struct px_server *srv)
     px_build_plan_free(srv->staged);
     while ((sh = TAILQ_FIRST(&srv->healths)) != NULL) {
         TAILQ_REMOVE(&srv->healths, sh, link);
-        px_build_health_log(sh->h);
+        if (srv->started) {
+            px_build_health_log(sh->h);
+        }
         px_build_health_free(sh);
     }
     free(srv->health);

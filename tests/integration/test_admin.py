@@ -142,9 +142,10 @@ def test_status_and_readiness_follow_health(upstream, sluice):
         ("front", "127.0.0.1:%d" % port, "line", "back")]
     (cl,) = st["clusters"]
     assert cl["name"] == "back" and cl["used"] is True
-    assert cl["pool"]["connections"] >= 1 and cl["pool"]["max_connections"] >= 1
+    assert cl["pool"]["connections"] >= 1
     (srv,) = cl["servers"]
     assert srv["address"] == server and srv["fit"] is True and srv["up"] is True
+    assert srv["name"] is None
 
     up.kill()
     st = wait_for(lambda: (lambda s: s if not s["clusters"][0]["servers"][0]["up"] else None)(
@@ -161,6 +162,38 @@ def test_status_and_readiness_follow_health(upstream, sluice):
     wait_for(lambda: get(adm, "/readyz")[0] == 200, what="ready again")
     assert p.stop() == 0
 
+
+
+def test_status_compares_totals_and_names_servers(upstream, sluice):
+    ups = [upstream(), upstream()]
+    port = free_port()
+    text = front_back_config(port, [u.port for u in ups], workers=2,
+                             pool="min_idle: 1, max_connections: 3, max_pinned: 5",
+                             cluster_extra=['health: { active: { interval: 200ms, timeout: 200ms, '
+                                            'rise: 1, fall: 1 } }'])
+    text = text.replace("      - { address: 127.0.0.1:%d }" % ups[0].port,
+                        "      - { address: 127.0.0.1:%d, name: shard-a }" % ups[0].port)
+    adm = admin_port(text)
+    p = sluice(text)
+    # min_idle 1 per server per worker: 2 servers x 2 workers.
+    cl = wait_for(lambda: (lambda c: c if c["pool"]["connections"] == 4 else None)(
+        json.loads(get(adm, "/status")[2])["clusters"][0]), what="4 idle connections")
+    pool = cl["pool"]
+    assert (pool["servers"], pool["workers"]) == (2, 2)
+    assert pool["max_connections_total"] == 3 * 2 * 2  # comparable with connections
+    assert pool["max_pinned_total"] == 5 * 2 * 2       # comparable with pinned
+    assert pool["per_server_per_worker"] == {"max_connections": 3, "min_idle": 1,
+                                             "max_pipeline": 128, "max_pinned": 5}
+    assert [(s["address"], s["name"]) for s in cl["servers"]] == [
+        ("127.0.0.1:%d" % ups[0].port, "shard-a"), ("127.0.0.1:%d" % ups[1].port, None)]
+    m = parse_metrics(get(adm, "/metrics")[2])
+    assert metric(m, "sluice_server_up", cluster="back", server="127.0.0.1:%d" % ups[0].port,
+                  server_name="shard-a") == 1
+    assert metric(m, "sluice_server_up", cluster="back", server="127.0.0.1:%d" % ups[1].port) == 1
+    ups[0].kill()
+    i = p.wait_line("server down", timeout=5)
+    assert "server=127.0.0.1:%d server_name=shard-a" % ups[0].port in p.lines[i], p.lines[i]
+    assert p.stop() == 0
 
 def test_token_and_errors_say_nothing_more(upstream, sluice, tmp_path):
     up = upstream()
@@ -224,6 +257,20 @@ def test_admin_bind_in_use_fails_the_start(upstream, sluice_bin, write_config, p
         p.wait_line("admin: cannot listen on 127.0.0.1:%d" % adm)
         assert p.p.wait(10) == 1
 
+
+
+def test_a_failed_start_prints_no_stats_lines(upstream, sluice_bin, write_config, procs):
+    up = upstream()
+    port = free_port()
+    text = front_back_config(port, [up.port], workers=2)
+    with socket.socket() as taken:  # the listener's port, held by another socket
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        p = procs([sluice_bin, "-c", write_config(text)])
+        p.wait_line("start failed")
+        assert p.p.wait(10) == 1
+    p.reader.join(5)
+    assert not [l for l in p.lines if " stats: " in l], "\n".join(p.lines)
 
 def test_healthcheck_command_against_the_admin_endpoint(upstream, sluice, sluice_bin, write_config,
                                                        tmp_path):
