@@ -718,12 +718,12 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         }
         n = (size_t)len;
     }
-    if (!parsed && n <= 5 && type == '*') {
-        char head[5] = {0};
+    if (!parsed && type == '*') {
+        char head[2] = {0};
 
-        evbuffer_copyout(s->in, head, n);
-        if (memcmp(head, "*0\r\n", 4) == 0 || memcmp(head, "*-1\r\n", 5) == 0) {
-            px_resp_consume(s, n); /* an empty command: Redis ignores it too */
+        evbuffer_copyout(s->in, head, 2);
+        if (head[1] == '-' || head[1] == '0') {
+            px_resp_consume(s, n); /* a count <= 0 ("*0", "*-10"): Redis skips it too */
             return 0;
         }
     }
