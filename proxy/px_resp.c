@@ -722,7 +722,7 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         char head[2] = {0};
 
         evbuffer_copyout(s->in, head, 2);
-        if (head[1] == '-' || head[1] == '0') {
+        if (head[1] == '-' || (head[1] == '0' && n == 4)) {
             px_resp_consume(s, n); /* a count <= 0 ("*0", "*-10"): Redis skips it too */
             return 0;
         }
