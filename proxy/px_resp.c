@@ -64,9 +64,47 @@ resp_of(struct px_session *s)
             return NULL;
         }
         s->resp->nlast = n;
+        s->resp->pool = pool;
         TAILQ_INIT(&s->resp->pinq);
     }
     return s->resp;
+}
+
+/*
+ * A reload moved the listener's clients to their cluster's new pool
+ * (px_worker.c). A hash cluster's key map is the pool's: a client takes the
+ * new one as soon as nothing of it is in flight or pinned (so no request of
+ * its overtakes an older one on another server), and from then on places
+ * every key as a client connected after the reload does. Return 0, 1 while
+ * it must wait, -1 when the session closed.
+ */
+static int
+follow_pool(struct px_session *s)
+{
+    struct px_resp *r = s->resp, *nr;
+    struct pool_cluster *pool = px_listener_pool(s->l);
+    size_t n;
+
+    if (r->nlast == 0 || r->pin != NULL) {
+        r->pool = r->nlast == 0 ? pool : r->pool; /* not sharded; or pinned: moves once unpinned */
+        return 0;
+    }
+    if (s->ninflight > 0) {
+        return 1;
+    }
+    n = pool_cluster_nservers(pool);
+    nr = calloc(1, sizeof(*nr) + n * sizeof(nr->last[0]));
+    if (nr == NULL) {
+        px_session_close(s, "out of memory");
+        return -1;
+    }
+    memcpy(nr, r, sizeof(*r)); /* its state, without the old per-server slots */
+    nr->pool = pool;
+    nr->nlast = n;
+    TAILQ_INIT(&nr->pinq); /* empty: nothing is pinned */
+    free(r);
+    s->resp = nr;
+    return 0;
 }
 
 void
@@ -700,6 +738,14 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
     if (r == NULL) {
         px_session_close(s, "out of memory");
         return -1;
+    }
+    if (r->pool != px_listener_pool(s->l)) {
+        int rc = follow_pool(s);
+
+        if (rc != 0) {
+            return rc;
+        }
+        r = s->resp;
     }
     if (!parsed) {
         evbuffer_copyout(s->in, &type, 1);
