@@ -614,9 +614,12 @@ stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_inf
             }
             return false; /* ON, or a malformed one the server answers */
         }
+        /* state, or the identity of the connection: an id must be the client's own and stay so */
         return px_cmd_arg_is(cmd, 1, "SETNAME") || px_cmd_arg_is(cmd, 1, "TRACKING") ||
                px_cmd_arg_is(cmd, 1, "CACHING") || px_cmd_arg_is(cmd, 1, "NO-EVICT") ||
-               px_cmd_arg_is(cmd, 1, "NO-TOUCH");
+               px_cmd_arg_is(cmd, 1, "NO-TOUCH") || px_cmd_arg_is(cmd, 1, "ID") ||
+               px_cmd_arg_is(cmd, 1, "INFO") || px_cmd_arg_is(cmd, 1, "GETNAME") ||
+               px_cmd_arg_is(cmd, 1, "TRACKINGINFO") || px_cmd_arg_is(cmd, 1, "GETREDIR");
     case PX_ST_STREAM:
         *kind = K_STREAM;
         return true;
@@ -664,6 +667,32 @@ pinned_kind(const struct px_cmd_info *info, enum kind kind)
     default:
         return kind;
     }
+}
+
+/*
+ * CLIENT subcommands that act on other connections: refused where they could
+ * hit what they do not mean to (NULL: sent on). Ids are per server, and a
+ * client learns its own only on a pinned connection (CLIENT ID pins), so
+ * KILL must name an ID: by address, user or type it could close connections
+ * that other clients' requests share.
+ */
+static const char *
+client_refusal(struct px_session *s, const struct px_cmd *cmd)
+{
+    size_t i;
+
+    if (sharded(s)) {
+        return "CLIENT is not supported on a sharded cluster";
+    }
+    if (!px_cmd_arg_is(cmd, 1, "KILL")) {
+        return NULL;
+    }
+    for (i = 2; cmd->argc > 3 && i + 1 < cmd->argc; i += 2) {
+        if (px_cmd_arg_is(cmd, i, "ID")) {
+            return NULL;
+        }
+    }
+    return "CLIENT KILL needs an ID filter through a proxy (its connections are shared)";
 }
 
 /* Pin s to a connection (of shard, when not 0) and send the frame on it. */
@@ -805,6 +834,10 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
             local_reply(s, n, "-NOAUTH Authentication required.\r\n", 34);
             return 0;
         }
+    }
+    if (info != NULL && info->state == PX_ST_CLIENT && (why = client_refusal(s, cmd)) != NULL) {
+        px_resp_local_error(s, n, "-ERR sluice: %s", why);
+        return 0;
     }
     if (r->pin != NULL) {
         if (sharded(s) && !r->stream) {

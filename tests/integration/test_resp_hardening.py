@@ -187,3 +187,56 @@ def test_negative_counts_are_skipped_like_redis(one):
         expect_closed(c)
         c.close()
     stop_clean(p)
+
+
+# ---- 12. connection identity: CLIENT ID pins, CLIENT KILL needs an ID ----
+
+
+BUSY = ("local t0 = redis.call('TIME') local ms = tonumber(ARGV[1]) "
+        "repeat local t = redis.call('TIME') "
+        "until (t[1] - t0[1]) * 1000 + (t[2] - t0[2]) / 1000 >= ms return 1")
+
+
+def test_client_id_pins_so_client_unblock_reaches_the_blocked_client(one):
+    r, p, port = one(pool="min_idle: 1, max_connections: 1")
+    a, b = Resp(port, timeout=10), Resp(port, timeout=5)
+    assert b.call("GET", "x") is None  # b's requests take the shared connection
+    cid = a.call("CLIENT", "ID")
+    assert isinstance(cid, int), cid
+    info = a.call("CLIENT", "INFO")
+    assert info.startswith(b"id=%d " % cid), info  # the connection it names is a's own
+    b.send(("EVAL", BUSY, "0", "300"))  # the shared connection is busy: no idle one to pin
+    time.sleep(0.05)
+    a.send(("BLPOP", "nolist", "0"))
+    assert b.reply() == 1
+    time.sleep(0.3 * SLOW)
+    assert b.call("CLIENT", "UNBLOCK", str(cid)) == 1
+    assert a.reply() is None  # unblocked: a null reply, as Redis gives
+    assert a.call("CLIENT", "ID") == cid  # the same connection still
+    assert a.call("CLIENT", "GETNAME") is None
+    got = b.call("CLIENT", "KILL", "ADDR", "127.0.0.1:1")
+    assert got == Err("ERR sluice: CLIENT KILL needs an ID filter through a proxy "
+                      "(its connections are shared)"), got
+    got = b.call("CLIENT", "KILL", "127.0.0.1:1")
+    assert isinstance(got, Err) and "needs an ID filter" in got.msg, got
+    assert b.call("CLIENT", "KILL", "ID", str(cid)) == 1
+    expect_closed(a)  # its pinned connection is gone, and its state with it
+    assert b.call("PING") == "PONG"
+    a.close()
+    b.close()
+    stop_clean(p)
+
+
+def test_client_commands_are_refused_on_a_sharded_cluster(procs, tmp_path, sluice):
+    rs = [start_redis(procs, tmp_path) for _ in range(2)]
+    port = free_port()
+    p = sluice(config(port, [(r.port, "s%d" % i) for i, r in enumerate(rs)],
+                      cluster_extra=HASH))
+    wait_port(port)
+    c = Resp(port, timeout=5)
+    for sub in (("ID",), ("INFO",), ("UNBLOCK", "5"), ("KILL", "ID", "5"), ("LIST",)):
+        got = c.call("CLIENT", *sub)
+        assert isinstance(got, Err) and "not supported on a sharded cluster" in got.msg, (sub, got)
+    assert c.call("SET", "k", "v") == "OK"
+    c.close()
+    stop_clean(p)
