@@ -290,6 +290,20 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
 
 /* ---- pinned clients ---- */
 
+/*
+ * A request written on the pinned connection ends (POOL_OK: answered; a
+ * failure; POOL_RESULT_MAX: its client left first). Counted in the cluster's
+ * pool like a shared request, once sent and once ended, as only here replies
+ * are told from messages.
+ */
+static void
+pinned_done(struct px_session *s, unsigned n, int result)
+{
+    while (n-- > 0) {
+        pool_pin_count_done(px_listener_pool(s->l), result);
+    }
+}
+
 static void
 update_expect(struct px_resp *r)
 {
@@ -306,6 +320,7 @@ start_stream(struct px_session *s)
     struct pool_req *pr;
 
     r->stream = true;
+    pinned_done(s, r->npinq, POOL_OK); /* their replies are the stream's first frames */
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -348,7 +363,9 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
     struct px_resp *r = s->resp;
 
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
+    pool_pin_count_sent(px_listener_pool(s->l));
     if (r->stream) { /* no reply to wait for: the stream brings it */
+        pinned_done(s, 1, POOL_OK);
         pool_pin_write(r->pin, s->in, n);
         memset(&s->fst, 0, sizeof(s->fst));
         if (pool_pin_backlogged(r->pin, STREAM_IN_HIGH)) {
@@ -472,6 +489,7 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
     }
     TAILQ_REMOVE(&r->pinq, pr, link);
     r->npinq--;
+    pinned_done(s, 1, POOL_OK);
     apply_reply(r, req, in, type);
     evbuffer_remove_buffer(in, req->buf, len);
     req->done = true;
@@ -502,6 +520,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
     char peer[PX_PEER_LEN];
 
     r->pin = NULL;
+    pinned_done(s, r->npinq, (int)result);
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -533,6 +552,7 @@ px_resp_close(struct px_session *s)
     }
     if (r->stream || r->npinq > 0 || r->hidden > 0) {
         mode = POOL_UNPIN_CLOSE; /* replies still coming: the stream cannot be resynced */
+        pinned_done(s, r->npinq, POOL_RESULT_MAX); /* the client left before they came */
     } else if (r->perm || r->multi || r->watch) {
         mode = POOL_UNPIN_RESET;
     }
@@ -576,7 +596,9 @@ px_resp_fail(struct px_session *s, struct px_req *req, int result)
 {
     px_resp_error_into(req, result);
     if (req->parent != NULL) {
-        px_resp_fragment_done(req);
+        /* the session counted it; its split command counts once, when it is answered */
+        POOL_STAT_DEC(px_listener_stats(s->l)->upstream_failures);
+        px_resp_fragment_failed(req);
         return;
     }
     req->done = true;
@@ -708,6 +730,8 @@ pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uin
     }
     r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
     if (r->pin == NULL) {
+        pool_pin_count_sent(px_listener_pool(s->l)); /* and failed: as a shared one would be */
+        pinned_done(s, 1, (int)why);
         px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }

@@ -240,3 +240,69 @@ def test_client_commands_are_refused_on_a_sharded_cluster(procs, tmp_path, sluic
     assert c.call("SET", "k", "v") == "OK"
     c.close()
     stop_clean(p)
+
+
+# ---- 21. counters: each request once submitted, once with a result ----
+
+
+def listener_failures(m, listener="redis"):
+    return m[("sluice_client_upstream_failures_total", frozenset({("listener", listener)}))]
+
+
+def test_pinned_requests_count_once_submitted_and_once_ended(procs, tmp_path, sluice):
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    text = config(port, [r.port], pool="min_idle: 0, max_connections: 2")
+    p = sluice(text)
+    wait_port(port)
+    admin = admin_port_of(text)
+    a, sub, pub = Resp(port, timeout=5), Resp(port, timeout=5), Resp(port, timeout=5)
+    assert a.call("BLPOP", "none", "0.1") is None  # pinned while it blocks
+    assert a.call("CLIENT", "ID") > 0  # pinned for good
+    assert a.call("GET", "k") is None  # on its pinned connection
+    sub.send(("SUBSCRIBE", "ch"))
+    assert sub.reply() == [b"subscribe", b"ch", 1]
+    for i in range(3):
+        assert pub.call("PUBLISH", "ch", "m%d" % i) == 1  # shared
+        assert sub.reply() == [b"message", b"ch", b"m%d" % i]  # messages are no replies
+    gone = Resp(port, timeout=5)
+    gone.send(("BLPOP", "none", "0"))
+    time.sleep(0.3 * SLOW)
+    gone.close()  # it leaves before its reply
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        sub_n, res = cluster_counts(scrape(admin))
+        if res.get("canceled", 0) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    # BLPOP, CLIENT ID, GET, SUBSCRIBE, 3 PUBLISH, BLPOP left: 8 sent, 7 answered, 1 canceled
+    assert (sub_n, res.get("ok"), res.get("canceled")) == (8, 7, 1), (sub_n, res)
+    assert sub_n == sum(res.values()), (sub_n, res)
+    for c in (a, sub, pub):
+        c.close()
+    stop_clean(p)
+
+
+def test_a_failed_split_counts_once_for_its_one_error(procs, tmp_path, sluice):
+    rs = [start_redis(procs, tmp_path) for _ in range(2)]
+    port = free_port()
+    text = config(port, [(r.port, "s%d" % i) for i, r in enumerate(rs)], cluster_extra=HASH,
+                  pool="min_idle: 0, max_connections: 2")
+    p = sluice(text)
+    wait_port(port)
+    admin = admin_port_of(text)
+    c = Resp(port, timeout=5)
+    keys = ["obj:%d:name" % i for i in range(20)]  # on both servers
+    assert c.call("MGET", *keys) == [None] * 20
+    for r in rs:
+        r.stop()
+    m0 = scrape(admin)
+    got = [c.call("MGET", *keys), c.call("DEL", *keys)]
+    for g in got:
+        assert isinstance(g, Err) and g.msg.startswith("ERR sluice: "), g
+    m1 = scrape(admin)
+    assert listener_failures(m1) - listener_failures(m0) == 2, "one per error the client got"
+    sub_n, res = cluster_counts(m1)
+    assert sub_n == sum(res.values()) == 6, (sub_n, res)  # one per fragment sent
+    c.close()
+    stop_clean(p)
