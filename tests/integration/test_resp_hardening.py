@@ -88,6 +88,8 @@ def test_reload_removing_a_shard_moves_connected_clients_to_the_new_map(procs, t
     directs = [direct(r.port) for r in rs]
     old = Resp(port, timeout=5)
     assert old.call("SET", "warm", "1") == "OK"  # its session exists before the reload
+    blocked = Resp(port, timeout=10)
+    blocked.send(("BLPOP", "waiting", "1"))  # pinned to a shard across the reload
     with open(p.config_path, "w") as f:
         f.write(keep_admin(config(port, names[:2], pool="min_idle: 0, max_connections: 2",
                                   cluster_extra=HASH), text))
@@ -95,6 +97,10 @@ def test_reload_removing_a_shard_moves_connected_clients_to_the_new_map(procs, t
     p.wait_line("generation 2: every worker serves it")
     new = Resp(port, timeout=5)
     keys = ["k:%d" % i for i in range(60)]
+    assert blocked.reply() is None
+    for k in keys:
+        assert blocked.call("SET", k, "blocked") == "OK"
+    assert directs[2].dbsize() <= 1, "a client pinned over the reload writes to the removed shard"
     for k in keys:
         assert old.call("SET", k, "old") == "OK"
     assert directs[2].dbsize() <= 1, "the old client still writes to the removed shard"
@@ -105,8 +111,8 @@ def test_reload_removing_a_shard_moves_connected_clients_to_the_new_map(procs, t
     for k in keys:
         where = [i for i, d in enumerate(directs) if d.exists(k)]
         assert len(where) == 1 and where[0] in (0, 1), (k, where)
-    old.close()
-    new.close()
+    for c in (old, new, blocked):
+        c.close()
     stop_clean(p)
 
 
