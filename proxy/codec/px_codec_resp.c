@@ -427,6 +427,9 @@ px_resp_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_fram
     if (len == 0 || len < st->scanned) {
         return PX_AGAIN;
     }
+    if (st->at > len) {
+        memset(st, 0, sizeof(*st)); /* not this buffer's: parse it from its start */
+    }
     if (st->at == 0 && evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
         (n = fast_frame(first_chunk.iov_base, first_chunk.iov_len, codec->max_frame)) > 0) {
         st->scanned = 0;
