@@ -252,6 +252,14 @@ struct pool_conn *pool_pin(struct pool_cluster *c, uint32_t shard, void *owner,
 /* Move the first len bytes of src onto the pinned connection. */
 void pool_pin_write(struct pool_conn *conn, struct evbuffer *src, size_t len);
 /*
+ * Count a request its owner wrote on a pinned connection of c: the pool
+ * cannot tell its reply from a message there, so the owner says when it was
+ * sent, and once how it ended: POOL_OK (answered), a failure, or
+ * POOL_RESULT_MAX when its client left first (counted as canceled).
+ */
+void pool_pin_count_sent(struct pool_cluster *c);
+void pool_pin_count_done(struct pool_cluster *c, int result);
+/*
  * Write the handler's hello (login, db) again, after the owner's own RESET;
  * return how many replies it brings, which the owner must skip.
  */

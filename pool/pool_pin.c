@@ -115,8 +115,25 @@ pool_pin_frame(struct pool_conn *conn, size_t len)
 {
     struct pool_cluster *c = conn->server->cluster;
 
-    POOL_STAT_INC(c->stats->responses);
-    c->h.pinned(conn->owner, conn->in, len);
+    c->h.pinned(conn->owner, conn->in, len); /* a reply or a message: the owner counts replies */
+}
+
+void
+pool_pin_count_sent(struct pool_cluster *c)
+{
+    POOL_STAT_INC(c->stats->requests);
+}
+
+void
+pool_pin_count_done(struct pool_cluster *c, int result)
+{
+    if (result == POOL_OK) {
+        POOL_STAT_INC(c->stats->responses);
+    } else if (result > 0 && result < POOL_RESULT_MAX) {
+        POOL_STAT_INC(c->stats->failed[result]);
+    } else {
+        POOL_STAT_INC(c->stats->canceled);
+    }
 }
 
 /* Back among the shared connections, idle; or closed when the pool is full. */

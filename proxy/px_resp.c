@@ -64,9 +64,47 @@ resp_of(struct px_session *s)
             return NULL;
         }
         s->resp->nlast = n;
+        s->resp->pool = pool;
         TAILQ_INIT(&s->resp->pinq);
     }
     return s->resp;
+}
+
+/*
+ * A reload moved the listener's clients to their cluster's new pool
+ * (px_worker.c). A hash cluster's key map is the pool's: a client takes the
+ * new one as soon as nothing of it is in flight or pinned (so no request of
+ * its overtakes an older one on another server), and from then on places
+ * every key as a client connected after the reload does. Return 0, 1 while
+ * it must wait, -1 when the session closed.
+ */
+static int
+follow_pool(struct px_session *s)
+{
+    struct px_resp *r = s->resp, *nr;
+    struct pool_cluster *pool = px_listener_pool(s->l);
+    size_t n;
+
+    if (r->nlast == 0 || r->pin != NULL) {
+        r->pool = r->nlast == 0 ? pool : r->pool; /* not sharded; or pinned: moves once unpinned */
+        return 0;
+    }
+    if (s->ninflight > 0) {
+        return 1;
+    }
+    n = pool_cluster_nservers(pool);
+    nr = calloc(1, sizeof(*nr) + n * sizeof(nr->last[0]));
+    if (nr == NULL) {
+        px_session_close(s, "out of memory");
+        return -1;
+    }
+    memcpy(nr, r, sizeof(*r)); /* its state, without the old per-server slots */
+    nr->pool = pool;
+    nr->nlast = n;
+    TAILQ_INIT(&nr->pinq); /* empty: nothing is pinned */
+    free(r);
+    s->resp = nr;
+    return 0;
 }
 
 void
@@ -252,6 +290,20 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
 
 /* ---- pinned clients ---- */
 
+/*
+ * A request written on the pinned connection ends (POOL_OK: answered; a
+ * failure; POOL_RESULT_MAX: its client left first). Counted in the cluster's
+ * pool like a shared request, once sent and once ended, as only here replies
+ * are told from messages.
+ */
+static void
+pinned_done(struct px_session *s, unsigned n, int result)
+{
+    while (n-- > 0) {
+        pool_pin_count_done(px_listener_pool(s->l), result);
+    }
+}
+
 static void
 update_expect(struct px_resp *r)
 {
@@ -268,6 +320,7 @@ start_stream(struct px_session *s)
     struct pool_req *pr;
 
     r->stream = true;
+    pinned_done(s, r->npinq, POOL_OK); /* their replies are the stream's first frames */
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -310,7 +363,9 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
     struct px_resp *r = s->resp;
 
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
+    pool_pin_count_sent(px_listener_pool(s->l));
     if (r->stream) { /* no reply to wait for: the stream brings it */
+        pinned_done(s, 1, POOL_OK);
         pool_pin_write(r->pin, s->in, n);
         memset(&s->fst, 0, sizeof(s->fst));
         if (pool_pin_backlogged(r->pin, STREAM_IN_HIGH)) {
@@ -434,6 +489,7 @@ px_resp_on_pinned(void *owner, struct evbuffer *in, size_t len)
     }
     TAILQ_REMOVE(&r->pinq, pr, link);
     r->npinq--;
+    pinned_done(s, 1, POOL_OK);
     apply_reply(r, req, in, type);
     evbuffer_remove_buffer(in, req->buf, len);
     req->done = true;
@@ -464,6 +520,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
     char peer[PX_PEER_LEN];
 
     r->pin = NULL;
+    pinned_done(s, r->npinq, (int)result);
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -495,6 +552,7 @@ px_resp_close(struct px_session *s)
     }
     if (r->stream || r->npinq > 0 || r->hidden > 0) {
         mode = POOL_UNPIN_CLOSE; /* replies still coming: the stream cannot be resynced */
+        pinned_done(s, r->npinq, POOL_RESULT_MAX); /* the client left before they came */
     } else if (r->perm || r->multi || r->watch) {
         mode = POOL_UNPIN_RESET;
     }
@@ -538,7 +596,9 @@ px_resp_fail(struct px_session *s, struct px_req *req, int result)
 {
     px_resp_error_into(req, result);
     if (req->parent != NULL) {
-        px_resp_fragment_done(req);
+        /* the session counted it; its split command counts once, when it is answered */
+        POOL_STAT_DEC(px_listener_stats(s->l)->upstream_failures);
+        px_resp_fragment_failed(req);
         return;
     }
     req->done = true;
@@ -576,9 +636,12 @@ stateful(struct px_session *s, const struct px_cmd *cmd, const struct px_cmd_inf
             }
             return false; /* ON, or a malformed one the server answers */
         }
+        /* state, or the identity of the connection: an id must be the client's own and stay so */
         return px_cmd_arg_is(cmd, 1, "SETNAME") || px_cmd_arg_is(cmd, 1, "TRACKING") ||
                px_cmd_arg_is(cmd, 1, "CACHING") || px_cmd_arg_is(cmd, 1, "NO-EVICT") ||
-               px_cmd_arg_is(cmd, 1, "NO-TOUCH");
+               px_cmd_arg_is(cmd, 1, "NO-TOUCH") || px_cmd_arg_is(cmd, 1, "ID") ||
+               px_cmd_arg_is(cmd, 1, "INFO") || px_cmd_arg_is(cmd, 1, "GETNAME") ||
+               px_cmd_arg_is(cmd, 1, "TRACKINGINFO") || px_cmd_arg_is(cmd, 1, "GETREDIR");
     case PX_ST_STREAM:
         *kind = K_STREAM;
         return true;
@@ -628,6 +691,32 @@ pinned_kind(const struct px_cmd_info *info, enum kind kind)
     }
 }
 
+/*
+ * CLIENT subcommands that act on other connections: refused where they could
+ * hit what they do not mean to (NULL: sent on). Ids are per server, and a
+ * client learns its own only on a pinned connection (CLIENT ID pins), so
+ * KILL must name an ID: by address, user or type it could close connections
+ * that other clients' requests share.
+ */
+static const char *
+client_refusal(struct px_session *s, const struct px_cmd *cmd)
+{
+    size_t i;
+
+    if (sharded(s)) {
+        return "CLIENT is not supported on a sharded cluster";
+    }
+    if (!px_cmd_arg_is(cmd, 1, "KILL")) {
+        return NULL;
+    }
+    for (i = 2; cmd->argc > 3 && i + 1 < cmd->argc; i += 2) {
+        if (px_cmd_arg_is(cmd, i, "ID")) {
+            return NULL;
+        }
+    }
+    return "CLIENT KILL needs an ID filter through a proxy (its connections are shared)";
+}
+
 /* Pin s to a connection (of shard, when not 0) and send the frame on it. */
 static int
 pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uint32_t shard,
@@ -641,6 +730,8 @@ pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uin
     }
     r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
     if (r->pin == NULL) {
+        pool_pin_count_sent(px_listener_pool(s->l)); /* and failed: as a shared one would be */
+        pinned_done(s, 1, (int)why);
         px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }
@@ -701,6 +792,14 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         px_session_close(s, "out of memory");
         return -1;
     }
+    if (r->pool != px_listener_pool(s->l)) {
+        int rc = follow_pool(s);
+
+        if (rc != 0) {
+            return rc;
+        }
+        r = s->resp;
+    }
     if (!parsed) {
         evbuffer_copyout(s->in, &type, 1);
     }
@@ -718,12 +817,12 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         }
         n = (size_t)len;
     }
-    if (!parsed && n <= 5 && type == '*') {
-        char head[5] = {0};
+    if (!parsed && type == '*') {
+        char head[2] = {0};
 
-        evbuffer_copyout(s->in, head, n);
-        if (memcmp(head, "*0\r\n", 4) == 0 || memcmp(head, "*-1\r\n", 5) == 0) {
-            px_resp_consume(s, n); /* an empty command: Redis ignores it too */
+        evbuffer_copyout(s->in, head, 2);
+        if (head[1] == '-' || (head[1] == '0' && n == 4)) {
+            px_resp_consume(s, n); /* a count <= 0 ("*0", "*-10"): Redis skips it too */
             return 0;
         }
     }
@@ -759,6 +858,10 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
             local_reply(s, n, "-NOAUTH Authentication required.\r\n", 34);
             return 0;
         }
+    }
+    if (info != NULL && info->state == PX_ST_CLIENT && (why = client_refusal(s, cmd)) != NULL) {
+        px_resp_local_error(s, n, "-ERR sluice: %s", why);
+        return 0;
     }
     if (r->pin != NULL) {
         if (sharded(s) && !r->stream) {

@@ -15,6 +15,7 @@
 #include "proxy/px_worker.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 struct split {
     uint32_t nfrags;
     uint32_t nkeys;
+    bool failed; /* a fragment failed upstream: one failure, as the client sees one error */
     struct px_req **frags; /* into this allocation */
     uint32_t *order;       /* into this allocation */
 };
@@ -70,6 +72,13 @@ px_resp_fragment_done(struct px_req *frag)
     parent_step(frag->s, frag->parent);
 }
 
+void
+px_resp_fragment_failed(struct px_req *frag)
+{
+    ((struct split *)frag->parent->aux)->failed = true;
+    px_resp_fragment_done(frag);
+}
+
 /* Send one fragment; a refused one is answered with its error at once. */
 static void
 send_fragment(struct px_session *s, struct px_req *frag)
@@ -81,7 +90,7 @@ send_fragment(struct px_session *s, struct px_req *frag)
     if (rc != POOL_OK) {
         px_req_unlink_after(frag);
         px_resp_error_into(frag, rc);
-        px_resp_fragment_done(frag);
+        px_resp_fragment_failed(frag);
     }
 }
 
@@ -277,6 +286,9 @@ parent_step(struct px_session *s, struct px_req *parent)
         return;
     }
     join(s, parent);
+    if (sp->failed) {
+        POOL_STAT_INC(px_listener_stats(s->l)->upstream_failures);
+    }
     for (i = 0; i < sp->nfrags; i++) {
         px_req_release(sp->frags[i]);
         sp->frags[i] = NULL;

@@ -21,6 +21,8 @@ uint32_t px_resp_shard_of(struct px_session *s, const struct px_cmd *cmd, size_t
 void px_resp_fragment(struct px_req *frag, struct evbuffer *in, size_t len);
 /* A fragment has its reply in its buf (an error made here, or the server's). */
 void px_resp_fragment_done(struct px_req *frag);
+/* The same, for an error made here as it failed upstream (px_resp_error_into). */
+void px_resp_fragment_failed(struct px_req *frag);
 /* At close: withdraw a split command's fragments (orphaning those in flight). */
 void px_resp_drop_fragments(struct px_req *parent);
 

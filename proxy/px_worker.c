@@ -343,14 +343,15 @@ px_worker_listener_drained(struct px_worker *w, struct px_listener *l)
 /*
  * Whether the clients of a listener whose pool serves cluster a may send their
  * next requests to a pool of b: the same cluster, and nothing a session has
- * read from a (framing, per-shard state, the db it emulates SELECT against)
- * changed. Servers, pool sizes, timeouts and health may.
+ * read from a (framing, whether keys are sharded, the db it emulates SELECT
+ * against) changed. Servers, pool sizes, timeouts and health may: a sharded
+ * session takes the new pool's key map when it next routes (px_resp.c).
  */
 static bool
 clients_can_move(const struct cfg_cluster *a, const struct cfg_cluster *b)
 {
     return strcmp(a->name, b->name) == 0 && cfg_codec_equal(&a->codec, &b->codec) &&
-           a->balance != CFG_BALANCE_HASH && b->balance != CFG_BALANCE_HASH &&
+           (a->balance == CFG_BALANCE_HASH) == (b->balance == CFG_BALANCE_HASH) &&
            a->resp.db == b->resp.db;
 }
 

@@ -11,6 +11,7 @@
 
 #include "config/cfg.h"
 
+#include <stdint.h>
 #include <sys/types.h>
 
 struct evbuffer;
@@ -22,6 +23,8 @@ struct evbuffer;
 struct px_frame_state {
     /* line: bytes already searched for the delimiter; resp: least bytes the frame needs */
     size_t scanned;
+    uint32_t at;   /* resp: where the next value of the frame starts (0: parse from the start) */
+    uint32_t owed; /* resp: values the frame still needs there */
 };
 
 /*

@@ -1,17 +1,25 @@
 /*
  * resp: where the first RESP2/RESP3 value, or inline command, in a buffer ends.
  *
- * Every call parses from the start of the buffer: the only state kept between
- * calls is st->scanned, the least number of bytes the frame needs, learnt from
- * a bulk header whose payload has not all arrived. Below it the buffer is not
+ * A call resumes where the last one stopped: st keeps where the next value
+ * starts and how many values the frame still needs there (st->at, st->owed),
+ * and st->scanned, the least number of bytes the frame needs, learnt from a
+ * bulk header whose payload has not all arrived. Below it the buffer is not
  * read at all, so a large value arriving in small reads costs one parse per
- * header, not one per read. Header lines are searched in place and copied out
- * only as far as a length needs; bulk payloads are skipped by their length.
+ * header, not one per read, and a deep or wide one is read once in all. Header lines are searched
+ * in place and copied out only as far as a length needs; bulk payloads are skipped by their length.
  *
- * Nesting is tracked with a stack of the values each open aggregate still
- * needs, on the C stack and bounded by DEPTH_MAX. An attribute (|) is a level
- * of its own that annotates the value after it: when it closes, the slot it
- * stood in is still to be filled.
+ * Nesting needs no stack: the frame is whole when the count of values it
+ * still owes reaches zero. An aggregate of n values pays for its own slot and
+ * owes n more; an attribute (|) of n pairs owes 2n more and leaves its slot
+ * to the value it annotates; any other value pays for its slot. So a reply
+ * may nest as deep as Redis makes it (an EVAL returning a 1,000-level table)
+ * within max_frame, and the parse state stays a few words whatever the depth.
+ *
+ * A request's count may be negative where a reply's may not: Redis skips a
+ * top-level "*-10\r\n" (any count <= 0) sent by a client, so at the start of
+ * the frame every negative array count is a frame of its own, as "*-1\r\n" is
+ * (px_resp_request() then skips it). Deeper in, only "-1" means null.
  */
 #include "proxy/codec/px_codec_resp.h"
 
@@ -31,7 +39,6 @@
  * them; it also keeps the count of values still owed far from overflowing.
  */
 #define ELEMENTS_MAX PX_RESP_ELEMENTS_MAX
-#define DEPTH_MAX 64  /* aggregates open at once, attributes included */
 #define VALUE_MIN 3   /* bytes in the shortest value, such as "_\r\n" */
 #define DIGITS_MAX 19 /* as many as INT64_MAX has: 19 digits cannot wrap a uint64_t */
 
@@ -42,7 +49,6 @@ enum reason {
     R_NEGATIVE_LENGTH,
     R_LENGTH_OVERFLOW,
     R_TOO_MANY_ELEMENTS,
-    R_TOO_DEEP,
     R_BAD_TYPE,
     R_NO_CRLF,
     R_BUFFER,
@@ -55,16 +61,9 @@ static const char *const reasons[] = {
     [R_NEGATIVE_LENGTH] = "resp length is negative",
     [R_LENGTH_OVERFLOW] = "resp length overflows",
     [R_TOO_MANY_ELEMENTS] = "resp aggregate has more than 1048576 elements",
-    [R_TOO_DEEP] = "resp nested deeper than 64",
     [R_BAD_TYPE] = "unknown resp type byte",
     [R_NO_CRLF] = "resp bulk payload not followed by CRLF",
     [R_BUFFER] = "evbuffer operation failed",
-};
-
-/* One open level: the root (the frame's one value), an aggregate or an attribute. */
-struct level {
-    uint64_t left; /* values still to complete, the one being read included */
-    bool attribute;
 };
 
 /* One parse of the buffer, from its start. */
@@ -74,8 +73,8 @@ struct parse {
     size_t len;             /* bytes buffered */
     uint64_t max;           /* max_frame */
     uint64_t owed;          /* values the frame still needs, the one being read included */
-    size_t depth;           /* levels open, the root included */
-    struct level levels[DEPTH_MAX + 1];
+    size_t start;           /* where the value being read starts */
+    uint64_t start_owed;    /* owed there */
 };
 
 enum kind {
@@ -169,12 +168,19 @@ skip(struct parse *p, size_t n, const char **why)
     return 0;
 }
 
+/* Which negative lengths a header may have. */
+enum sign {
+    S_NONE,    /* digits alone */
+    S_NULL,    /* or "-1": null */
+    S_SKIPPED, /* or any negative number (no "-0"), read as null: a request's count */
+};
+
 /*
  * The decimal length in the header line from p->at (its type byte) to the
- * "\r\n" at eol: digits alone, or "-1" where null is allowed (*n = -1).
+ * "\r\n" at eol: digits alone, or a negative number as sign allows (*n = -1).
  */
 static int
-read_length(struct parse *p, const struct evbuffer_ptr *eol, bool nullable, int64_t *n,
+read_length(struct parse *p, const struct evbuffer_ptr *eol, enum sign sign, int64_t *n,
             const char **why)
 {
     char text[DIGITS_MAX + 1];
@@ -190,7 +196,7 @@ read_length(struct parse *p, const struct evbuffer_ptr *eol, bool nullable, int6
     }
     if (len == 2 && text[0] == '-' && text[1] == '1') {
         *n = -1;
-        return nullable ? 0 : fail(why, R_NEGATIVE_LENGTH);
+        return sign != S_NONE ? 0 : fail(why, R_NEGATIVE_LENGTH);
     }
     if (len == 0) {
         return fail(why, R_BAD_LENGTH);
@@ -208,31 +214,18 @@ read_length(struct parse *p, const struct evbuffer_ptr *eol, bool nullable, int6
         return fail(why, R_LENGTH_OVERFLOW);
     }
     if (text[0] == '-') {
-        return fail(why, R_NEGATIVE_LENGTH);
+        *n = -1;
+        return sign == S_SKIPPED && text[1] != '0' ? 0 : fail(why, R_NEGATIVE_LENGTH);
     }
     *n = (int64_t)v;
     return 0;
 }
 
-/* The value being read is whole: close the levels it completes. Return 1 when it ends the frame. */
+/* The value being read is whole. Return 1 when it ends the frame. */
 static int
 complete(struct parse *p)
 {
-    p->owed--;
-    for (;;) {
-        struct level *top = &p->levels[p->depth - 1];
-
-        if (--top->left > 0) {
-            return 0;
-        }
-        if (p->depth == 1) {
-            return 1;
-        }
-        p->depth--;
-        if (top->attribute) {
-            return 0; /* the annotated value still fills the slot */
-        }
-    }
+    return --p->owed == 0;
 }
 
 /* $ ! = : skip the n-byte payload at p->at by its length, then its "\r\n". */
@@ -273,14 +266,8 @@ open_aggregate(struct parse *p, enum kind kind, int64_t n, const char **why)
     if ((uint64_t)p->at.pos + VALUE_MIN * owed > p->max) {
         return fail(why, R_FRAME_TOO_LONG); /* even if every value is as short as can be */
     }
-    if (n <= 0) {
-        return kind == K_ATTRIBUTE ? 0 : complete(p);
-    }
-    p->owed = owed;
-    p->levels[p->depth].left = values;
-    p->levels[p->depth].attribute = kind == K_ATTRIBUTE;
-    p->depth++;
-    return 0;
+    p->owed = owed; /* an empty attribute annotates the next value: the slot stays open */
+    return owed == 0;
 }
 
 /* Read one value's header (and a bulk payload). Return 1 when the frame is whole. */
@@ -293,6 +280,8 @@ read_value(struct parse *p, struct px_frame_state *st, const char **why)
     int64_t n = 0;
     int rc;
 
+    p->start = (size_t)p->at.pos;
+    p->start_owed = p->owed;
     if ((size_t)p->at.pos >= p->len) {
         return PX_AGAIN;
     }
@@ -303,14 +292,18 @@ read_value(struct parse *p, struct px_frame_state *st, const char **why)
     if (kind == K_NONE) {
         return fail(why, R_BAD_TYPE);
     }
-    if (kind >= K_AGGREGATE && p->depth > DEPTH_MAX) {
-        return fail(why, R_TOO_DEEP);
-    }
     if ((rc = find_eol(p, "\r\n", 2, &eol, why)) != 0) {
         return rc;
     }
-    if (kind != K_LINE && read_length(p, &eol, type == '$' || type == '*', &n, why) == -1) {
-        return PX_ERROR;
+    if (kind != K_LINE) {
+        enum sign sign = type == '*' && p->at.pos == 0 ? S_SKIPPED : S_NONE;
+
+        if (sign == S_NONE && (type == '$' || type == '*')) {
+            sign = S_NULL;
+        }
+        if (read_length(p, &eol, sign, &n, why) == -1) {
+            return PX_ERROR;
+        }
     }
     p->at = eol;
     if (skip(p, 2, why) == -1) {
@@ -334,13 +327,9 @@ read_value(struct parse *p, struct px_frame_state *st, const char **why)
 static size_t
 fast_frame(const uint8_t *b, size_t len, uint64_t max)
 {
-    uint64_t left[DEPTH_MAX + 1];
-    bool attr[DEPTH_MAX + 1];
     uint64_t owed = 1;
-    size_t depth = 1, at = 0;
+    size_t at = 0;
 
-    left[0] = 1;
-    attr[0] = false;
     while (at < len) {
         uint8_t type = b[at];
         enum kind kind = kind_of(type);
@@ -349,7 +338,7 @@ fast_frame(const uint8_t *b, size_t len, uint64_t max)
         size_t eol, digits, i;
         int64_t n = 0;
 
-        if (kind == K_NONE || (kind >= K_AGGREGATE && depth > DEPTH_MAX) || window < at + 3) {
+        if (kind == K_NONE || window < at + 3) {
             return 0;
         }
         cr = memchr(b + at + 1, '\r', (size_t)window - at - 1);
@@ -393,9 +382,6 @@ fast_frame(const uint8_t *b, size_t len, uint64_t max)
             if ((uint64_t)at + VALUE_MIN * owed > max) {
                 return 0;
             }
-            left[depth] = values;
-            attr[depth] = kind == K_ATTRIBUTE;
-            depth++;
             continue;
         } else if (kind == K_ATTRIBUTE && n == 0) {
             if ((uint64_t)at + VALUE_MIN * owed > max) {
@@ -406,19 +392,8 @@ fast_frame(const uint8_t *b, size_t len, uint64_t max)
                    (uint64_t)at + VALUE_MIN * (owed - 1) > max) {
             return 0;
         }
-        /* a whole value: close the levels it completes */
-        owed--;
-        for (;;) {
-            if (--left[depth - 1] > 0) {
-                break;
-            }
-            if (depth == 1) {
-                return at;
-            }
-            depth--;
-            if (attr[depth]) {
-                break;
-            }
+        if (--owed == 0) { /* a whole value: was it the last one owed? */
+            return at;
         }
     }
     return 0;
@@ -452,7 +427,10 @@ px_resp_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_fram
     if (len == 0 || len < st->scanned) {
         return PX_AGAIN;
     }
-    if (evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
+    if (st->at > len) {
+        memset(st, 0, sizeof(*st)); /* not this buffer's: parse it from its start */
+    }
+    if (st->at == 0 && evbuffer_peek(in, -1, NULL, &first_chunk, 1) >= 1 &&
         (n = fast_frame(first_chunk.iov_base, first_chunk.iov_len, codec->max_frame)) > 0) {
         st->scanned = 0;
         return (ssize_t)n; /* before the full parse's state is even set up */
@@ -461,21 +439,30 @@ px_resp_frame(const struct cfg_codec *codec, struct evbuffer *in, struct px_fram
     p.in = in;
     p.len = len;
     p.max = codec->max_frame;
-    if (evbuffer_ptr_set(in, &p.at, 0, EVBUFFER_PTR_SET) == -1 ||
-        evbuffer_copyout(in, &first, 1) != 1) {
-        return fail(why, R_BUFFER);
+    if (st->at > 0) { /* a value of the frame starts there, owing st->owed */
+        if (evbuffer_ptr_set(in, &p.at, st->at, EVBUFFER_PTR_SET) == -1) {
+            return fail(why, R_BUFFER);
+        }
+        p.owed = st->owed;
+    } else {
+        if (evbuffer_ptr_set(in, &p.at, 0, EVBUFFER_PTR_SET) == -1 ||
+            evbuffer_copyout(in, &first, 1) != 1) {
+            return fail(why, R_BUFFER);
+        }
+        if (kind_of(first) == K_NONE) {
+            return read_inline(&p, st, why);
+        }
+        p.owed = 1;
     }
-    if (kind_of(first) == K_NONE) {
-        return read_inline(&p, st, why);
-    }
-    p.owed = 1;
-    p.depth = 1;
-    p.levels[0].left = 1;
     while ((rc = read_value(&p, st, why)) == 0) {
+    }
+    if (rc == PX_AGAIN && p.start > 0 && p.start <= UINT32_MAX && p.start_owed <= UINT32_MAX) {
+        st->at = (uint32_t)p.start; /* the values before it are not read again */
+        st->owed = (uint32_t)p.start_owed;
     }
     if (rc < 0) {
         return rc;
     }
-    st->scanned = 0;
+    memset(st, 0, sizeof(*st));
     return (ssize_t)p.at.pos;
 }

@@ -24,7 +24,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n);
 
 #define LINE_MAX ((size_t)64 << 10)
 #define ELEMENTS_MAX ((uint64_t)1 << 20)
-#define DEPTH_MAX 64
 #define VALUE_MIN 3
 
 struct ref {
@@ -60,9 +59,13 @@ line_end(const struct ref *r, size_t pos, const char *eol, size_t eol_len)
     return PX_AGAIN;
 }
 
-/* A length in buf[from, to): "-1" (when nullable: -1) or 1 to 19 digits up to INT64_MAX. */
+/*
+ * A length in buf[from, to): "-1" (when nullable: -1), any negative number
+ * but "-0" when skipped (a frame's own array count, as Redis skips a request
+ * "*-10": -1 too), or 1 to 19 digits up to INT64_MAX.
+ */
 static bool
-length(const uint8_t *p, size_t len, bool nullable, int64_t *v)
+length(const uint8_t *p, size_t len, bool nullable, bool skipped, int64_t *v)
 {
     unsigned __int128 x = 0;
     size_t i;
@@ -70,6 +73,15 @@ length(const uint8_t *p, size_t len, bool nullable, int64_t *v)
     if (len == 2 && p[0] == '-' && p[1] == '1') {
         *v = -1;
         return nullable;
+    }
+    if (skipped && len >= 2 && len <= 19 && p[0] == '-' && p[1] != '0') {
+        for (i = 1; i < len; i++) {
+            if (p[i] < '0' || p[i] > '9') {
+                return false;
+            }
+        }
+        *v = -1;
+        return true;
     }
     if (len == 0 || len > 19) {
         return false;
@@ -87,11 +99,10 @@ length(const uint8_t *p, size_t len, bool nullable, int64_t *v)
     return true;
 }
 
-/* The end of the value at pos, after which at least `after` more values come; depth: open. */
+/* The end of the value at pos, after which at least `after` more values come; any depth. */
 static ssize_t
-value(const struct ref *r, size_t pos, uint64_t after, int depth)
+value(const struct ref *r, size_t pos, uint64_t after)
 {
-    const char *aggregates = "*~>%|";
     ssize_t eol;
     size_t end, i;
     uint64_t values;
@@ -105,9 +116,6 @@ value(const struct ref *r, size_t pos, uint64_t after, int depth)
     if (t == 0 || strchr("+-:_,#($!=*~>%|", t) == NULL) {
         return PX_ERROR;
     }
-    if (strchr(aggregates, t) != NULL && depth >= DEPTH_MAX) {
-        return PX_ERROR;
-    }
     if ((eol = line_end(r, pos, "\r\n", 2)) < 0) {
         return eol;
     }
@@ -115,7 +123,8 @@ value(const struct ref *r, size_t pos, uint64_t after, int depth)
     if (strchr("+-:_,#(", t) != NULL) {
         return (ssize_t)end;
     }
-    if (!length(r->buf + pos + 1, (size_t)eol - pos - 1, t == '$' || t == '*', &v)) {
+    if (!length(r->buf + pos + 1, (size_t)eol - pos - 1, t == '$' || t == '*', t == '*' && pos == 0,
+                &v)) {
         return PX_ERROR;
     }
     if (v == -1) {
@@ -143,14 +152,14 @@ value(const struct ref *r, size_t pos, uint64_t after, int depth)
         return PX_ERROR;
     }
     for (i = 0; i < values; i++) {
-        ssize_t e = value(r, end, after + (t == '|') + values - 1 - i, depth + 1);
+        ssize_t e = value(r, end, after + (t == '|') + values - 1 - i);
 
         if (e < 0) {
             return e;
         }
         end = (size_t)e;
     }
-    return t == '|' ? value(r, end, after, depth) : (ssize_t)end; /* then what it annotates */
+    return t == '|' ? value(r, end, after) : (ssize_t)end; /* then what it annotates */
 }
 
 static ssize_t
@@ -166,7 +175,7 @@ oracle(const struct cfg_codec *codec, const uint8_t *buf, size_t n)
         eol = line_end(&r, 0, "\n", 1); /* an inline command */
         return eol < 0 ? eol : eol + 1;
     }
-    return value(&r, 0, 0, 0);
+    return value(&r, 0, 0);
 }
 
 /*

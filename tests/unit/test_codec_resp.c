@@ -3,8 +3,8 @@
  * each stream fed one byte at a time, split in two at every byte and coalesced
  * at random (fixed seed), its last byte against a guard page; the errors and
  * the byte at which each is reported; the limits (max_frame, element count,
- * depth, line length); and a large bulk string arriving in small reads, which
- * must not be parsed again on every read.
+ * line length), and nesting as deep as max_frame allows; and a large bulk string arriving in small
+ * reads, which must not be parsed again on every read.
  *
  * Most cases are rows of two tables (streams, answers); each row runs as a
  * cmocka test of its own, named after the row.
@@ -61,7 +61,6 @@ add_times(struct stream *s, const char *text, size_t n)
 #define NEGATIVE "resp length is negative"
 #define OVERFLOWS "resp length overflows"
 #define TOO_MANY "resp aggregate has more than 1048576 elements"
-#define TOO_DEEP "resp nested deeper than 64"
 #define BAD_TYPE "unknown resp type byte"
 #define NO_CRLF "resp bulk payload not followed by CRLF"
 
@@ -173,6 +172,14 @@ static const struct stream_case resp3_pushes = {
     .tail = B(">3\r\n$7\r\nmessage\r\n"),
 };
 
+/* Redis skips a request whose count is 0 or negative ("*-10"): each is a frame of its own */
+static const struct stream_case resp_requests_counted_negative = {
+    RESP_DEFAULT,
+    {B("*-10\r\n"), B("*1\r\n$4\r\nPING\r\n"), B("*-1\r\n"), B("*0\r\n"),
+     B("*-922337203685477580\r\n"), B("*-2\r\n")},
+    .tail = B("*-3"),
+};
+
 /* a line up to "\n", CR or not; an empty line is a frame too */
 static const struct stream_case resp_inline_commands = {
     RESP_DEFAULT,
@@ -223,47 +230,64 @@ static const struct stream_case resp_bad_length_after_frames = {
 
 /* ---- streams built in code ---- */
 
+/* 1,000 arrays deep, as an EVAL can return: no depth limit, only max_frame. */
 static void
-test_resp_depth_64(void **state)
+test_resp_nested_1000_arrays(void **state)
 {
     struct cfg_codec c = RESP_DEFAULT;
     struct stream s = {0};
 
     (void)state;
-    add_times(&s, "*1\r\n", 64);
+    add_times(&s, "*1\r\n", 1000);
+    add_frame(&s, LIT("_\r\n"));
+    add_times(&s, "*1\r\n", 20);
+    check_splits(&c, &s);
+}
+
+/* 750 levels of sets, pushes and maps (whose keys are values too). */
+static void
+test_resp_nested_750_resp3(void **state)
+{
+    struct cfg_codec c = RESP_DEFAULT;
+    struct stream s = {0};
+
+    (void)state;
+    add_times(&s, "~1\r\n>1\r\n%1\r\n+k\r\n", 250);
     add_frame(&s, LIT(":1\r\n"));
-    add_times(&s, "*1\r\n", 63);
-    add_frame(&s, LIT("*0\r\n")); /* 64 aggregates, the innermost empty */
-    add_times(&s, "*1\r\n|1\r\n:1\r\n:2\r\n", 32);
-    add_frame(&s, LIT("+x\r\n")); /* attributes open and close on the way down */
-    add_times(&s, "*1\r\n", 64);
+    add_times(&s, "%1\r\n", 20);
     check_splits(&c, &s);
 }
 
+/* Attributes open and close on the way down: each leaves its slot to the value it annotates. */
 static void
-test_resp_depth_65(void **state)
+test_resp_nested_attributes(void **state)
 {
     struct cfg_codec c = RESP_DEFAULT;
     struct stream s = {0};
 
     (void)state;
-    add_frame(&s, LIT("+OK\r\n"));
-    add_times(&s, "*1\r\n", 64);
-    add_bytes(&s, LIT("*0\r\n"));
-    s.error = TOO_DEEP;
+    add_times(&s, "*1\r\n|1\r\n+a\r\n+b\r\n", 100);
+    add_frame(&s, LIT("+x\r\n"));
+    add_times(&s, "|1\r\n", 150); /* attributes of attributes */
+    add_times(&s, "+a\r\n+b\r\n", 150);
+    add_bytes(&s, LIT("|0\r\n"));
+    add_frame(&s, LIT(":1\r\n"));
+    add_times(&s, "|1\r\n", 10);
     check_splits(&c, &s);
 }
 
+/* Depth costs bytes: 15 levels and a value fit in 64, a 16th level cannot. */
 static void
-test_resp_attributes_count_as_depth(void **state)
+test_resp_nesting_bounded_by_max_frame(void **state)
 {
-    struct cfg_codec c = RESP_DEFAULT;
+    struct cfg_codec c = RESP(64);
     struct stream s = {0};
 
     (void)state;
-    add_times(&s, "|1\r\n", 64);
-    add_bytes(&s, LIT("%0\r\n"));
-    s.error = TOO_DEEP;
+    add_times(&s, "*1\r\n", 15);
+    add_frame(&s, LIT("_\r\n"));
+    add_times(&s, "*1\r\n", 16);
+    s.error = TOO_LONG;
     check_splits(&c, &s);
 }
 
@@ -344,7 +368,10 @@ static const struct answer_case bulk_length_minus_alone = ERR(1024, "$-\r\n", 4,
 static const struct answer_case bulk_length_minus_minus = ERR(1024, "$--1\r\n", 6, BAD_LENGTH);
 static const struct answer_case bulk_length_minus_2 = ERR(1024, "$-2\r\n", 5, NEGATIVE);
 static const struct answer_case bulk_length_minus_0 = ERR(1024, "$-0\r\n", 5, NEGATIVE);
-static const struct answer_case array_length_minus_2 = ERR(1024, "*-2\r\n", 5, NEGATIVE);
+/* only a frame's own count may be any negative number (a request Redis skips) */
+static const struct answer_case array_length_minus_2 = ERR(1024, "*1\r\n*-2\r\n", 9, NEGATIVE);
+static const struct answer_case array_length_minus_0 = ERR(1024, "*-0\r\n", 5, NEGATIVE);
+static const struct answer_case array_length_minus_alone = ERR(1024, "*-\r\n", 4, BAD_LENGTH);
 static const struct answer_case map_null_refused = ERR(1024, "%-1\r\n", 5, NEGATIVE);
 static const struct answer_case set_null_refused = ERR(1024, "~-1\r\n", 5, NEGATIVE);
 static const struct answer_case push_null_refused = ERR(1024, ">-1\r\n", 5, NEGATIVE);
@@ -592,6 +619,7 @@ main(void)
         STREAM(resp3_bulk_errors_and_verbatim),
         STREAM(resp_arrays),
         STREAM(resp_nested_arrays),
+        STREAM(resp_requests_counted_negative),
         STREAM(redis_requests_pipelined),
         STREAM(redis_replies_pipelined),
         STREAM(resp3_maps),
@@ -604,9 +632,10 @@ main(void)
         STREAM(resp_bad_type_nested_after_frames),
         STREAM(resp_no_crlf_after_frames),
         STREAM(resp_bad_length_after_frames),
-        cmocka_unit_test(test_resp_depth_64),
-        cmocka_unit_test(test_resp_depth_65),
-        cmocka_unit_test(test_resp_attributes_count_as_depth),
+        cmocka_unit_test(test_resp_nested_1000_arrays),
+        cmocka_unit_test(test_resp_nested_750_resp3),
+        cmocka_unit_test(test_resp_nested_attributes),
+        cmocka_unit_test(test_resp_nesting_bounded_by_max_frame),
         cmocka_unit_test(test_resp_many_small_frames),
         cmocka_unit_test(test_resp_wide_array),
         ANSWER(bulk_too_long_from_header),
@@ -635,6 +664,8 @@ main(void)
         ANSWER(bulk_length_minus_2),
         ANSWER(bulk_length_minus_0),
         ANSWER(array_length_minus_2),
+        ANSWER(array_length_minus_0),
+        ANSWER(array_length_minus_alone),
         ANSWER(map_null_refused),
         ANSWER(set_null_refused),
         ANSWER(push_null_refused),
