@@ -186,7 +186,9 @@ def test_broken_reload_changes_nothing(upstream, sluice):
     p = sluice(good)
     client = socket.create_connection(("127.0.0.1", port), timeout=5)
     f = client.makefile("rwb")
-    opened = wait_for(lambda: a.stats()["opened"] or None, what="warm pool")
+    # two workers, each warms one connection: wait for both, or a late one looks like a change
+    opened = 2
+    wait_for(lambda: a.stats()["opened"] == opened, what="both workers' warm connections")
 
     write(p.config_path, good.replace("    pool: { min_idle: 1 }", "    pool: { min_idle: lots }")
           + "bogus: 1\n")
