@@ -23,44 +23,21 @@
 int
 px_server_check(const struct cfg *cfg, bool log)
 {
-    int problems = 0;
     size_t i;
 
-#define NOT_YET(...)                                                                               \
-    do {                                                                                           \
-        char what_[256];                                                                           \
-        snprintf(what_, sizeof(what_), __VA_ARGS__);                                               \
-        if (log) {                                                                                 \
-            px_log_error("config", NULL, "%s: %s is not available in this version yet", cfg->file, \
-                         what_);                                                                   \
-        } else {                                                                                   \
-            fprintf(stderr, "sluice: %s: %s is not available in this version yet\n", cfg->file,    \
-                    what_);                                                                        \
-        }                                                                                          \
-        problems++;                                                                                \
-    } while (0)
-    for (i = 0; i < cfg->nlisteners; i++) {
-        const struct cfg_listener *l = &cfg->listeners[i];
-
-        if (l->codec.type == CFG_CODEC_HTTP) {
-            NOT_YET("listeners[%zu] (%s): codec %s", i, l->name, cfg_codec_name(l->codec.type));
-        }
-        if (l->tls.enabled) {
-            NOT_YET("listeners[%zu] (%s): tls", i, l->name);
+    for (i = 0; i < cfg->nunbuilt; i++) {
+        if (log) {
+            px_log_error("config", NULL, "%s", cfg->unbuilt[i]);
+        } else {
+            fprintf(stderr, "%s\n", cfg->unbuilt[i]);
         }
     }
-    for (i = 0; i < cfg->nclusters; i++) {
-        const struct cfg_cluster *c = &cfg->clusters[i];
-
-        if (c->tls.enabled) {
-            NOT_YET("clusters[%zu] (%s): tls", i, c->name);
-        }
+    if (!log && cfg->nunbuilt > 0) {
+        fprintf(stderr,
+                "sluice: %s: configuration asks for %zu feature%s this version does not have\n",
+                cfg->file, cfg->nunbuilt, cfg->nunbuilt == 1 ? "" : "s");
     }
-    if (cfg->nudp > 0) {
-        NOT_YET("udp[0] (%s): udp relays", cfg->udp[0].name);
-    }
-#undef NOT_YET
-    return problems;
+    return (int)cfg->nunbuilt;
 }
 
 static unsigned
