@@ -56,16 +56,23 @@ static void
 log_summary(const struct px_server *srv, const char *what)
 {
     const struct cfg *cfg = srv->gen->cfg;
-    char workers[16];
+    char workers[64];
 
-    snprintf(workers, sizeof(workers), "%u", cfg->workers);
+    /* A reload cannot change the number of workers: say what runs, not what the file asks. */
+    if (srv->nworkers > 0 && worker_count(cfg) != srv->nworkers) {
+        snprintf(workers, sizeof(workers), "%u (the file's %u needs a restart)", srv->nworkers,
+                 worker_count(cfg));
+    } else if (cfg->workers == 0) {
+        snprintf(workers, sizeof(workers), "auto");
+    } else {
+        snprintf(workers, sizeof(workers), "%u", cfg->workers);
+    }
     px_log_info("config", NULL,
                 "%s %s (generation %u): %zu listener%s, %zu cluster%s, %zu udp relay%s, "
                 "workers %s, log level %s",
                 what, srv->path, srv->gen->number, cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s",
                 cfg->nclusters, cfg->nclusters == 1 ? "" : "s", cfg->nudp,
-                cfg->nudp == 1 ? "" : "s", cfg->workers == 0 ? "auto" : workers,
-                cfg_log_level_name(cfg->log.level));
+                cfg->nudp == 1 ? "" : "s", workers, cfg_log_level_name(cfg->log.level));
 }
 
 static const struct cfg_listener *
