@@ -385,15 +385,12 @@ socket_for(struct px_server *srv, const struct cfg_listener *lc, unsigned number
         }
     }
     if (!holds_port(srv, &ss) && px_listener_probe(lc, &ss, len) == -1) {
-        if (errno == EADDRINUSE) {
-            px_log_error("listener", &ctx,
-                         "cannot listen on %s: another process holds that address (sluice does "
-                         "not share a listening address with another process)",
-                         lc->bind.text);
-        } else {
-            px_log_error("listener", &ctx, "cannot listen on %s: %s", lc->bind.text,
-                         strerror(errno));
-        }
+        int err = errno;
+
+        px_log_error("listener", &ctx, "cannot listen on %s: %s%s", lc->bind.text, strerror(err),
+                     err == EADDRINUSE ? " (another process holds that address; sluice does not "
+                                         "share a listening address)"
+                                       : "");
         return NULL;
     }
     so = calloc(1, sizeof(*so));
