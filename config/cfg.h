@@ -321,6 +321,10 @@ struct cfg {
     size_t nudp;
     struct cfg_resolver *resolvers;
     size_t nresolvers;
+    /* What the file asks for that is parsed and checked but not built yet (codec http, tls,
+     * udp), one "FILE:LINE:COL: key: ..." line each, in file order: sluice refuses to run it. */
+    char **unbuilt;
+    size_t nunbuilt;
     struct cfg_arena *arena; /* owned: holds everything above */
 };
 

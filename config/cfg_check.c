@@ -520,6 +520,87 @@ check_resp(struct ck *ck)
     }
 }
 
+struct unbuilt {
+    unsigned line;
+    unsigned col;
+    char *msg; /* in the config's arena */
+};
+
+/*
+ * list[i].key (key NULL: list[i] itself) asks for feature, which this
+ * version does not have; name is the entry's.
+ */
+static void
+unbuilt_at(struct ck *ck, struct unbuilt *u, const char *list, size_t i, const char *key,
+           const char *feature, const char *name)
+{
+    const struct cfg_node *node = at(ck, list, i, key);
+    const char *kind = strcmp(list, "listeners") == 0  ? "listener"
+                       : strcmp(list, "clusters") == 0 ? "cluster"
+                                                       : "udp relay";
+
+    if (key != NULL && strcmp(key, "codec") == 0) {
+        node = under(node, "type");
+    }
+    u->line = node->line;
+    u->col = node->col;
+    u->msg = cfg_arena_printf(
+        ck->cfg->arena, "%s:%u:%u: %s[%zu]%s%s: %s is not available in this version yet (%s '%s')",
+        ck->cfg->file, node->line, node->col, list, i, key != NULL ? "." : "",
+        key != NULL ? key : "", feature, kind, name != NULL ? name : "");
+}
+
+static int
+by_position(const void *a, const void *b)
+{
+    const struct unbuilt *x = a, *y = b;
+
+    if (x->line != y->line) {
+        return x->line < y->line ? -1 : 1;
+    }
+    return (x->col > y->col) - (x->col < y->col);
+}
+
+/*
+ * The keys of codec http, tls and udp are parsed and checked so that configs
+ * written today keep working once they are built; until then, note where the
+ * file asks for them (cfg->unbuilt, in file order).
+ */
+static void
+check_unbuilt(struct ck *ck)
+{
+    struct cfg *cfg = ck->cfg;
+    struct unbuilt *u =
+        cfg_xmalloc((2 * cfg->nlisteners + cfg->nclusters + cfg->nudp + 1) * sizeof(*u));
+    size_t i, n = 0;
+
+    for (i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+
+        if (l->codec.type == CFG_CODEC_HTTP) {
+            unbuilt_at(ck, &u[n++], "listeners", i, "codec", "codec http", l->name);
+        }
+        if (l->tls.enabled) {
+            unbuilt_at(ck, &u[n++], "listeners", i, "tls", "tls", l->name);
+        }
+    }
+    for (i = 0; i < cfg->nclusters; i++) {
+        if (cfg->clusters[i].tls.enabled) {
+            unbuilt_at(ck, &u[n++], "clusters", i, "tls", "tls", cfg->clusters[i].name);
+        }
+    }
+    for (i = 0; i < cfg->nudp; i++) {
+        unbuilt_at(ck, &u[n++], "udp", i, NULL, "a udp relay", cfg->udp[i].name);
+    }
+    qsort(u, n, sizeof(*u), by_position);
+    cfg->unbuilt = cfg_arena_alloc(cfg->arena, (n + 1) * sizeof(*cfg->unbuilt));
+    for (i = 0; i < n; i++) {
+        cfg->unbuilt[i] = u[i].msg;
+    }
+    cfg->nunbuilt = n;
+    free(u);
+}
+
 static bool
 absent_or_empty(const struct cfg_node *node)
 {
@@ -562,6 +643,7 @@ cfg_check(struct cfg *cfg, const struct cfg_node *root, struct cfg_diag *diag)
     for (i = 0; i < cfg->nclusters; i++) {
         check_cluster(&ck, i);
     }
+    check_unbuilt(&ck);
     for (i = 0; i < cfg->nresolvers; i++) {
         const struct cfg_addr *a = &cfg->resolvers[i].address;
 

@@ -222,7 +222,7 @@ metrics_listeners(struct evbuffer *b, const struct px_stats *st, struct px_liste
     }
 }
 
-/* Request outcomes by result: the pool's results grouped as DESIGN.md names them. */
+/* Request outcomes by result: the pool's results grouped into the labels /metrics documents. */
 static void
 metrics_results(struct evbuffer *b, const struct px_stats *st, struct pool_stats *ps)
 {

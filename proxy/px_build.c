@@ -14,6 +14,7 @@
 #include "proxy/px_stats.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,32 @@ px_build_socket_free(struct px_server *srv, struct srv_socket *so)
     free(so);
 }
 
+static in_port_t
+port_of(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                    : ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+/*
+ * Whether a socket of ours is bound to ss's port already (another address of
+ * it: a reload moving a listener from 127.0.0.1:P to 0.0.0.0:P). Our own
+ * socket would fail the probe; the listeners' overlap is the config check's.
+ */
+static bool
+holds_port(const struct px_server *srv, const struct sockaddr_storage *ss)
+{
+    const struct srv_socket *so;
+
+    TAILQ_FOREACH(so, &srv->sockets, link)
+    {
+        if (port_of(&so->ss) == port_of(ss)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * The sockets listener lc of generation number binds, one per worker: the
  * running ones when the address did not change (so no connection is refused
@@ -360,6 +387,15 @@ socket_for(struct px_server *srv, const struct cfg_listener *lc, unsigned number
             so->used = number;
             return so;
         }
+    }
+    if (!holds_port(srv, &ss) && px_listener_probe(lc, &ss, len) == -1) {
+        int err = errno;
+
+        px_log_error("listener", &ctx, "cannot listen on %s: %s%s", lc->bind.text, strerror(err),
+                     err == EADDRINUSE ? " (another process holds that address; sluice does not "
+                                         "share a listening address)"
+                                       : "");
+        return NULL;
     }
     so = calloc(1, sizeof(*so));
     if (so == NULL || (so->fds = malloc(srv->nworkers * sizeof(*so->fds))) == NULL) {

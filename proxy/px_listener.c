@@ -180,6 +180,30 @@ px_listener_addr(const struct cfg_listener *cfg, struct sockaddr_storage *ss, so
 }
 
 int
+px_listener_probe(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
+                  socklen_t addrlen)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, zero = 0, rc = 0, saved;
+
+    if (fd == -1) {
+        return -1;
+    }
+    /* SO_REUSEADDR, so that connections of a previous run in TIME_WAIT do not count; no
+     * SO_REUSEPORT, so that any socket bound there, listening or not, does. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (addr->ss_family == AF_INET6 && cfg->bind.kind == CFG_ADDR_ANY &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == -1) ||
+        bind(fd, (const struct sockaddr *)addr, addrlen) == -1) {
+        rc = -1;
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int
 px_listener_open(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
                  socklen_t addrlen)
 {

@@ -22,6 +22,16 @@ struct sockaddr_storage;
 
 /* Where cfg binds, resolved. -1 after logging why. */
 int px_listener_addr(const struct cfg_listener *cfg, struct sockaddr_storage *ss, socklen_t *len);
+/*
+ * Whether addr is free: bind a socket there without SO_REUSEPORT and close it.
+ * Every worker's socket binds with SO_REUSEPORT, which would let a second
+ * process (another sluice) share the address and take part of its
+ * connections; probing first makes that an error. -1 with errno set
+ * (EADDRINUSE: some other socket holds it). Call it only for an address no
+ * socket of this process is bound to yet.
+ */
+int px_listener_probe(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
+                      socklen_t addrlen);
 /* A listening socket on addr (SO_REUSEPORT: one per worker). -1 with errno set. */
 int px_listener_open(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
                      socklen_t addrlen);

@@ -23,44 +23,21 @@
 int
 px_server_check(const struct cfg *cfg, bool log)
 {
-    int problems = 0;
     size_t i;
 
-#define NOT_YET(...)                                                                               \
-    do {                                                                                           \
-        char what_[256];                                                                           \
-        snprintf(what_, sizeof(what_), __VA_ARGS__);                                               \
-        if (log) {                                                                                 \
-            px_log_error("config", NULL, "%s: %s is not available in this version yet", cfg->file, \
-                         what_);                                                                   \
-        } else {                                                                                   \
-            fprintf(stderr, "sluice: %s: %s is not available in this version yet\n", cfg->file,    \
-                    what_);                                                                        \
-        }                                                                                          \
-        problems++;                                                                                \
-    } while (0)
-    for (i = 0; i < cfg->nlisteners; i++) {
-        const struct cfg_listener *l = &cfg->listeners[i];
-
-        if (l->codec.type == CFG_CODEC_HTTP) {
-            NOT_YET("listeners[%zu] (%s): codec %s", i, l->name, cfg_codec_name(l->codec.type));
-        }
-        if (l->tls.enabled) {
-            NOT_YET("listeners[%zu] (%s): tls", i, l->name);
+    for (i = 0; i < cfg->nunbuilt; i++) {
+        if (log) {
+            px_log_error("config", NULL, "%s", cfg->unbuilt[i]);
+        } else {
+            fprintf(stderr, "%s\n", cfg->unbuilt[i]);
         }
     }
-    for (i = 0; i < cfg->nclusters; i++) {
-        const struct cfg_cluster *c = &cfg->clusters[i];
-
-        if (c->tls.enabled) {
-            NOT_YET("clusters[%zu] (%s): tls", i, c->name);
-        }
+    if (!log && cfg->nunbuilt > 0) {
+        fprintf(stderr,
+                "sluice: %s: configuration asks for %zu feature%s this version does not have\n",
+                cfg->file, cfg->nunbuilt, cfg->nunbuilt == 1 ? "" : "s");
     }
-    if (cfg->nudp > 0) {
-        NOT_YET("udp[0] (%s): udp relays", cfg->udp[0].name);
-    }
-#undef NOT_YET
-    return problems;
+    return (int)cfg->nunbuilt;
 }
 
 static unsigned
@@ -79,16 +56,23 @@ static void
 log_summary(const struct px_server *srv, const char *what)
 {
     const struct cfg *cfg = srv->gen->cfg;
-    char workers[16];
+    char workers[64];
 
-    snprintf(workers, sizeof(workers), "%u", cfg->workers);
+    /* A reload cannot change the number of workers: say what runs, not what the file asks. */
+    if (srv->nworkers > 0 && worker_count(cfg) != srv->nworkers) {
+        snprintf(workers, sizeof(workers), "%u (the file's %u needs a restart)", srv->nworkers,
+                 worker_count(cfg));
+    } else if (cfg->workers == 0) {
+        snprintf(workers, sizeof(workers), "auto");
+    } else {
+        snprintf(workers, sizeof(workers), "%u", cfg->workers);
+    }
     px_log_info("config", NULL,
                 "%s %s (generation %u): %zu listener%s, %zu cluster%s, %zu udp relay%s, "
                 "workers %s, log level %s",
                 what, srv->path, srv->gen->number, cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s",
                 cfg->nclusters, cfg->nclusters == 1 ? "" : "s", cfg->nudp,
-                cfg->nudp == 1 ? "" : "s", cfg->workers == 0 ? "auto" : workers,
-                cfg_log_level_name(cfg->log.level));
+                cfg->nudp == 1 ? "" : "s", workers, cfg_log_level_name(cfg->log.level));
 }
 
 static const struct cfg_listener *

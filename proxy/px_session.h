@@ -9,7 +9,7 @@
  * Deadlines: idle (nothing received and nothing in flight), read (the gap
  * between bytes of a partly received frame), request (a complete request to
  * its response). The codecs here have no error reply, so a request that
- * fails or times out closes the client (DESIGN.md); its other requests that
+ * fails or times out closes the client (see README.md); its other requests that
  * were written upstream are left orphaned, their responses read and dropped.
  * Memory per client stays bounded: max_inflight requests, and reading stops
  * while the output is past its high watermark.

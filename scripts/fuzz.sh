@@ -18,7 +18,7 @@ jobs=${FUZZ_JOBS:-$(nproc)}
 targets=(fuzz_line fuzz_length fuzz_reframe fuzz_resp)
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON \
-  -DBUILD_TESTING=OFF >/dev/null
+  -DSLUICE_WERROR=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target "${targets[@]}"
 
 mkdir -p build-fuzz/crashes

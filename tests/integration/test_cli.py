@@ -72,26 +72,91 @@ def test_default_config_without_c(sluice_bin):
     )
 
 
-def test_every_example_is_valid(sluice_bin):
-    """Examples are valid configs; one that asks for a feature not built yet says exactly that."""
-    examples = sorted(glob.glob(os.path.join(SOURCE_DIR, "config", "examples", "*.yaml")))
-    assert examples
-    for path in examples:
-        r = run([sluice_bin, "-t", "-c", path])
-        if r.returncode == 0:
+# docker compose files ship beside sluice's own YAML but are not sluice configurations.
+COMPOSE_FILES = {os.path.join("docker", "compose.yaml")}
+
+
+def shipped_yaml():
+    found = []
+    for pattern in ("config/*.yaml", "config/examples/*.yaml", "docker/*.yaml", "docker/*.yml"):
+        found += glob.glob(os.path.join(SOURCE_DIR, pattern))
+    return sorted(os.path.relpath(p, SOURCE_DIR) for p in found)
+
+
+def test_every_shipped_yaml_passes_the_check(sluice_bin):
+    """Every YAML file the repository ships (config/, config/examples/, docker/) is a config
+    `sluice -t` accepts, except the compose files, which are told apart by their services."""
+    files = shipped_yaml()
+    assert os.path.join("config", "sluice.yaml") in files and len(files) >= 5, files
+    for rel in files:
+        path = os.path.join(SOURCE_DIR, rel)
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        if rel in COMPOSE_FILES:
+            assert isinstance(doc, dict) and "services" in doc, rel + " is not a compose file"
             continue
-        assert r.returncode == 2, path + "\n" + r.stderr
+        assert not (isinstance(doc, dict) and "services" in doc), rel + ": add it to COMPOSE_FILES"
+        r = run([sluice_bin, "-t", "-c", path])
+        assert r.returncode == 0, rel + "\n" + r.stderr
+        assert r.stderr.strip().endswith("configuration ok"), rel + "\n" + r.stderr
+
+
+UNBUILT = """listeners:
+  - name: web
+    bind: 127.0.0.1:{p1}
+    codec: {{ type: http }}
+    cluster: c
+  - name: secure
+    bind: 127.0.0.1:{p2}
+    codec: line
+    cluster: d
+    tls: {{ cert: {cert}, key: {cert} }}
+clusters:
+  - name: c
+    servers: [{{ address: 127.0.0.1:{p3} }}]
+    tls: {{}}
+  - name: d
+    servers: [{{ address: 127.0.0.1:{p3} }}]
+udp:
+  - name: dns
+    bind: 127.0.0.1:{p4}
+    cluster: c
+"""
+
+
+def unbuilt_expected(path):
+    return [
+        f"{path}:4:20: listeners[0].codec: codec http is not available in this version yet "
+        "(listener 'web')",
+        f"{path}:10:10: listeners[1].tls: tls is not available in this version yet "
+        "(listener 'secure')",
+        f"{path}:14:10: clusters[0].tls: tls is not available in this version yet (cluster 'c')",
+        f"{path}:18:5: udp[0]: a udp relay is not available in this version yet (udp relay 'dns')",
+    ]
+
+
+def test_unbuilt_features_refused_with_positions(sluice_bin, write_config, tmp_path):
+    """codec http, tls and udp are parsed and checked, then refused by -t and at start, each
+    line with the file, line and column of what asks for it, like every other error."""
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used\n")
+    p1, p2, p3, p4 = (free_port() for _ in range(4))
+    path = write_config(UNBUILT.format(p1=p1, p2=p2, p3=p3, p4=p4, cert=cert))
+    for argv in ([sluice_bin, "-t", "-c", path], [sluice_bin, "-c", path]):
+        r = run(argv, timeout=10)
+        assert r.returncode == 2, r.stderr
         lines = r.stderr.splitlines()
-        assert lines and all(l.endswith("is not available in this version yet") for l in lines), (
-            path + "\n" + r.stderr
-        )
+        assert lines[:-1] == unbuilt_expected(path), r.stderr
+        assert lines[-1] == f"sluice: {path}: configuration asks for 4 features this version does not have"
 
 
-def test_unbuilt_features_refused_at_start(sluice_bin, write_config):
+def test_unbuilt_codec_refused_at_start(sluice_bin, write_config):
     path = write_config(minimal_config().replace("codec: line", "codec: http"))
     r = run([sluice_bin, "-c", path])
     assert r.returncode == 2
-    assert "listeners[0] (l): codec http is not available in this version yet" in r.stderr
+    assert re.search(
+        re.escape(path) + r":\d+:\d+: listeners\[0\]\.codec: codec http is not available in this "
+        r"version yet \(listener 'l'\)", r.stderr), r.stderr
 
 
 def test_every_error_reported_once_with_position(sluice_bin, write_config):

@@ -261,3 +261,40 @@ def test_one_address_spelled_two_ways_is_refused(upstream, sluice_bin, write_con
     assert p.p.wait(10) == 1
     assert any("%s:%d is an address another listener binds too" % (literal, port) in line
                for line in p.lines), "\n".join(p.lines)
+
+
+def test_reload_that_needs_a_restart_says_the_old_value_stays(upstream, sluice):
+    """workers cannot change without a restart: the reload applies the rest, warns, and its
+    summary line gives the workers that run, not the file's number as if applied."""
+    a = upstream(tag="a")
+    port, adm = free_ports(2)
+    text = config(adm, [("front", port, "back")], [("back", [a.port], "")])
+    p = sluice(text)
+    start = len(p.lines)
+    i = reload_to(p, text.replace("workers: 2", "workers: 3"), 2)
+    lines = p.lines[start:i]
+    assert any("reload: workers 3 needs a restart; keeping 2" in l for l in lines), "\n".join(lines)
+    summary = [l for l in lines if "reloaded %s (generation 2)" % p.config_path in l]
+    assert len(summary) == 1, "\n".join(lines)
+    assert "workers 2 (the file's 3 needs a restart)," in summary[0], summary[0]
+    m = parse_metrics(get(adm, "/metrics")[2])
+    assert metric(m, "sluice_workers") == 2
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"x\n")
+        assert s.makefile("rb").readline() == b"a:x\n"
+    assert p.stop() == 0
+
+
+def test_reload_asking_for_an_unbuilt_feature_names_its_position(upstream, sluice):
+    a = upstream(tag="a")
+    port, adm = free_ports(2)
+    text = config(adm, [("front", port, "back")], [("back", [a.port], "")])
+    p = sluice(text)
+    broken = text.replace("    codec: line", "    codec: http")
+    line = broken.splitlines().index("    codec: http") + 1
+    write(p.config_path, broken)
+    p.send(signal.SIGHUP)
+    i = p.wait_line("reload of %s failed with 1 error; still running generation 1" % p.config_path)
+    assert ("%s:%d:12: listeners[0].codec: codec http is not available in this version yet "
+            "(listener 'front')" % (p.config_path, line)) in "\n".join(p.lines[:i])
+    assert p.stop() == 0
