@@ -128,23 +128,56 @@ event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s
     }
 }
 
-/* Back off from s: no new connection before an exponentially growing, capped delay. */
+/*
+ * Back off from s: no new connection before an exponentially growing, capped
+ * delay; requests that want it may probe it sooner (pool_server_dial).
+ */
 void
 pool_server_failed(struct pool_server *s)
 {
     uint64_t backoff = (uint64_t)BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
+    uint64_t now = pool_now_ms();
 
     s->fails++;
-    s->down_until = pool_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+    backoff = backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS;
+    s->down_until = now + backoff;
+    s->probe_at = now + (backoff < POOL_PROBE_MS ? backoff : POOL_PROBE_MS);
+}
+
+bool
+pool_server_dialable(const struct pool_server *s, uint64_t now)
+{
+    return s->down_until <= now || s->probe_at <= now;
+}
+
+struct pool_conn *
+pool_server_dial(struct pool_server *s, enum conn_kind kind, uint64_t now)
+{
+    if (s->down_until > now) {
+        if (s->probe_at > now) {
+            POOL_STAT_INC(s->cluster->stats->connects_deferred);
+            return NULL;
+        }
+        s->probe_at = now + POOL_PROBE_MS; /* one at a time: the next after it fails */
+    }
+    return pool_conn_open(s, kind);
 }
 
 /* ---- connections ---- */
 
+/*
+ * Events first, then the descriptor: epoll forgets a closed fd on its own, so
+ * an event_del() after close() would ask it to change a descriptor that is no
+ * longer there (or, with other threads opening files, someone else's).
+ */
 void
 pool_conn_free(struct pool_conn *conn)
 {
     event_del(&conn->rev);
     event_del(&conn->wev);
+    if (conn->fd != -1) {
+        close(conn->fd);
+    }
     if (conn->in != NULL) {
         evbuffer_free(conn->in);
     }
@@ -209,7 +242,6 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         event_assign(&conn->rev, c->base, fd, EV_READ | EV_PERSIST, on_read, conn) == -1 ||
         event_assign(&conn->wev, c->base, fd, EV_WRITE, on_write, conn) == -1) {
         pool_conn_free(conn);
-        close(fd);
         return NULL;
     }
     if (connect(fd, (const struct sockaddr *)&s->ep->sa, s->ep->salen) == -1 &&
@@ -218,7 +250,6 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         event_active(&conn->wev, EV_WRITE, 0); /* reported from the loop, never inline */
     } else if (event_add(&conn->wev, &tv) == -1) {
         pool_conn_free(conn);
-        close(fd);
         return NULL;
     }
     if (kind == CONN_PINNED) {
@@ -244,7 +275,6 @@ pool_conn_close(struct pool_conn *conn)
     struct pool_server *s = conn->server;
 
     pool_conn_detach(conn);
-    close(conn->fd);
     pool_conn_free(conn);
     POOL_STAT_INC(s->cluster->stats->conns_closed);
     pool_maintain(s);
@@ -358,10 +388,52 @@ pool_conn_queue_flush(struct pool_conn *conn)
     }
 }
 
+/* Copy what frame holds to out, leaving frame as it is. Return -1 if it could not. */
+static int
+copy_frame(struct evbuffer *out, struct evbuffer *frame)
+{
+    struct evbuffer_iovec v[8];
+    int n = evbuffer_peek(frame, -1, NULL, v, 8), i;
+
+    if (n < 0 || n > 8) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (evbuffer_add(out, v[i].iov_base, v[i].iov_len) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Write a request that may be repeated behind others: its bytes stay in its
+ * frame, a copy goes out, so that it can be sent again if the connection
+ * breaks under an earlier request. Return -1 if they could not be kept.
+ */
+static int
+keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
+{
+    size_t before = evbuffer_get_length(conn->out);
+
+    if (src != NULL && src != req->frame &&
+        evbuffer_remove_buffer(src, req->frame, len) != (int)len) {
+        return -1;
+    }
+    if (copy_frame(conn->out, req->frame) == -1) {
+        /* out as it was; frame holds the bytes: the plain way still works */
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out) - before);
+        return -1;
+    }
+    req->kept = 1;
+    return 0;
+}
+
 void
 pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
 {
     struct pool_server *s = conn->server;
+    uint64_t now = pool_now_ms();
 
     TAILQ_INSERT_TAIL(&conn->fifo, req, link);
     conn->nfifo++;
@@ -369,6 +441,7 @@ pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *
     s->inflight++;
     req->conn = conn;
     req->last = s;
+    req->since_ms = now;
     if (conn->state == CONN_CONNECTING || conn->state == CONN_HELLO) {
         req->state = POOL_REQ_ASSIGNED;
         if (src != NULL && src != req->frame) {
@@ -377,13 +450,16 @@ pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *
         return;
     }
     req->state = POOL_REQ_SENT;
-    if (src != NULL && src != req->frame) {
+    if (req->may_repeat && !req->repeated && conn->nfifo > 1 &&
+        keep_frame(conn, req, src, len) == 0) {
+        /* kept */
+    } else if (src != NULL && src != req->frame) {
         evbuffer_remove_buffer(src, conn->out, len);
     } else {
         evbuffer_add_buffer(conn->out, req->frame);
     }
     pool_conn_queue_flush(conn);
-    if (pool_conn_expired(conn, pool_now_ms())) {
+    if (pool_conn_expired(conn, now)) {
         conn->state = CONN_RETIRING;
     }
     pool_conn_rev_arm(conn);
@@ -413,7 +489,10 @@ setup_done(struct pool_conn *conn)
     TAILQ_FOREACH(req, &conn->fifo, link)
     {
         req->state = POOL_REQ_SENT;
-        evbuffer_add_buffer(conn->out, req->frame);
+        if (!req->may_repeat || req->repeated || req == TAILQ_FIRST(&conn->fifo) ||
+            keep_frame(conn, req, NULL, 0) == -1) {
+            evbuffer_add_buffer(conn->out, req->frame);
+        }
     }
     if (pool_server_out(s)) {
         if (conn->nfifo == 0) {
@@ -599,6 +678,10 @@ deliver(struct pool_conn *conn)
         conn->server->inflight--;
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
+        if (req->kept) {
+            req->kept = 0;
+            evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
+        }
         POOL_STAT_INC(c->stats->responses);
         pool_health_success(conn->server->ep);
         if (now == 0) {
@@ -693,6 +776,12 @@ on_read(evutil_socket_t fd, short what, void *arg)
  * The connection broke: close it, then retry its unwritten requests and fail
  * the written ones. Its requests move to the cluster's failing list first, so
  * a callback that cancels one of them finds it there.
+ *
+ * The oldest written request (the head) fails with result: it is the one the
+ * read deadline waited for, or the one a reset or a bad reply cut. Those
+ * written behind it fail as POOL_UPSTREAM_ERROR (lost with the connection),
+ * or, when they may be repeated (pool_req.may_repeat), are sent again once
+ * on another connection.
  */
 void
 pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
@@ -702,9 +791,9 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
     struct pool_req *req;
     void *owner = conn->kind == CONN_PINNED ? conn->owner : NULL;
     bool lost = conn->nfifo > 0 || (owner != NULL && conn->expect > 0);
+    bool head = false; /* the first written request has had its failure */
 
     pool_conn_detach(conn);
-    close(conn->fd);
     while ((req = TAILQ_FIRST(&conn->fifo)) != NULL) {
         TAILQ_REMOVE(&conn->fifo, req, link);
         s->inflight--;
@@ -735,11 +824,21 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         if (req->state == POOL_REQ_ASSIGNED) {
             req->state = POOL_REQ_NEW;
             pool_retry_or_fail(c, req, result);
-        } else {
+        } else if (!head || result == POOL_SHUTDOWN) {
+            head = true;
             req->state = POOL_REQ_NEW;
+            if (req->kept) {
+                req->kept = 0;
+                evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
+            }
             POOL_STAT_INC(c->stats->failed[result]);
             c->h.failure(req, result);
+        } else {
+            pool_repeat_or_fail(c, req);
         }
+    }
+    if (result == POOL_CONNECT_FAILED) {
+        pool_queue_backoff(c, result);
     }
     pool_maintain(s);
     pool_drain_queue(c, NULL);

@@ -77,6 +77,9 @@ struct pool_stats {
     _Atomic uint64_t pinned;         /* pinned now */
     _Atomic uint64_t unpin_resets;   /* pinned connections cleaned and returned to the pool */
     _Atomic uint64_t max_conns_seen; /* most connections open at once, per server */
+    _Atomic uint64_t stalls;         /* dispatches that passed over a stalled connection */
+    _Atomic uint64_t repeats;        /* written requests sent again after their connection broke */
+    _Atomic uint64_t connects_deferred; /* connections not opened: the server backs off */
     /* Responses by time from submit to response: latency[i] counts those at or under
      * pool_latency_us[i] and over the bound before (the last: over every bound). */
     _Atomic uint64_t latency[POOL_LATENCY_BUCKETS + 1];
@@ -107,11 +110,20 @@ struct pool_req {
      */
     struct pool_req *after;
     uint32_t shard; /* set by the owner: pool_cluster_shard()'s value for its key; 0: any server */
-    uint64_t queued_ms;
+    uint64_t since_ms;  /* when it queued, or when it was put on its connection (pool_now_ms) */
     uint64_t submit_us; /* pool_submit() time, for the latency histogram */
     uint16_t tries;
     uint8_t state;     /* enum pool_req_state */
     uint8_t exclusive; /* a lease: wants a whole connection */
+    /*
+     * Set by the owner before pool_submit(): the protocol says the request
+     * may be sent twice (a read-only command). Written behind another request
+     * on a connection that then breaks, it is sent again once on another one
+     * instead of failing; its bytes stay in frame meanwhile.
+     */
+    uint8_t may_repeat;
+    uint8_t kept;     /* pool: frame still holds the bytes written (may_repeat) */
+    uint8_t repeated; /* pool: sent again once already */
 };
 
 TAILQ_HEAD(pool_req_list, pool_req);

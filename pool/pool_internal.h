@@ -75,6 +75,7 @@ struct pool_server {
     int64_t current;     /* smooth weighted round-robin */
     unsigned fails;      /* connect failures in a row */
     uint64_t down_until; /* ms: no new connections before, unless every server is down */
+    uint64_t probe_at;   /* ms: while down, a request may open one connection from then on */
     struct event *retry; /* owned: reconnect timer for min_idle */
     bool fit;            /* its endpoint's health as this worker last acted on it */
     bool warming;        /* back from down: no traffic until min_idle are ready (or warm_until) */
@@ -114,6 +115,20 @@ struct pool_cluster {
 const struct pool_balancer *pool_balancer_for(enum cfg_balance balance);
 /* A server is usable when it is not backing off after connect failures. */
 bool pool_server_usable(const struct pool_server *s, uint64_t now);
+/*
+ * While a server backs off (up to 10 s), requests that want it may still
+ * open one connection per POOL_PROBE_MS: a server that came back is found
+ * within about that, whatever the backoff has grown to.
+ */
+#define POOL_PROBE_MS 1000
+/* A request may open a connection to s now: not backing off, or a probe is due. */
+bool pool_server_dialable(const struct pool_server *s, uint64_t now);
+/*
+ * Open a connection to s for a request (not for min_idle, which waits out
+ * the whole backoff): NULL when s backs off and its probe is not due, or
+ * when no connection can be opened.
+ */
+struct pool_conn *pool_server_dial(struct pool_server *s, enum conn_kind kind, uint64_t now);
 /* Healthy: fit by the shared health, not gone, not warming up. */
 bool pool_server_healthy(const struct pool_server *s, uint64_t now);
 /* Its weight now, times 100: slow start ramps it from 10% over the window. */
@@ -140,8 +155,22 @@ uint64_t pool_now_ms(void);
 uint64_t pool_now_us(void);
 uint64_t pool_random(struct pool_cluster *c);
 
+/*
+ * Head-of-line blocked: the oldest request on conn has waited past pool.stall
+ * for its response (O(1): the FIFO's head and a coarse clock).
+ */
+static inline bool
+pool_conn_stalled(const struct pool_conn *conn, uint64_t now)
+{
+    uint64_t stall = conn->server->cluster->cfg->pool.stall_ms;
+
+    return stall > 0 && conn->nfifo > 0 && conn->state == CONN_READY &&
+           now - TAILQ_FIRST(&conn->fifo)->since_ms > stall;
+}
+
 /* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */
 struct timeval pool_tv_ms(uint64_t ms);
+/* Remove its events, then close its descriptor (unless -1: handed away), then free it. */
 void pool_conn_free(struct pool_conn *conn);
 /* Max lifetime or max requests reached: the connection retires. */
 bool pool_conn_expired(const struct pool_conn *conn, uint64_t now);
@@ -173,6 +202,10 @@ void pool_on_queue_timer(evutil_socket_t fd, short what, void *arg);
 /* Place a request never written again (elsewhere when it can), or fail it. */
 void pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result);
 void pool_server_failed(struct pool_server *s);
+/* A connect failed: queued requests whose every server backs off, with nothing open, fail now. */
+void pool_queue_backoff(struct pool_cluster *c, enum pool_result result);
+/* Send a written request again after its connection broke (may_repeat), or fail it. */
+void pool_repeat_or_fail(struct pool_cluster *c, struct pool_req *req);
 
 /* pool_sync.c: servers from the shared health, their health as this worker sees it. */
 int pool_servers_sync(struct pool_cluster *c); /* -1 out of memory: try again at the next sync */

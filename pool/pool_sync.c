@@ -145,7 +145,6 @@ shed(struct pool_server *s)
         next = TAILQ_NEXT(conn, link);
         if (conn->nfifo == 0 && evbuffer_get_length(conn->out) == 0) {
             pool_conn_detach(conn);
-            close(conn->fd);
             pool_conn_free(conn);
             POOL_STAT_INC(s->cluster->stats->conns_closed);
         } else if (conn->state == CONN_READY) {

@@ -218,9 +218,13 @@ test_read_deadline_fails_the_connection(void **state)
         assert_int_equal(reqs[i].result, -1);
     }
     pt_run_for(f->base, 250); /* 450 ms in: the 300 ms deadline has passed */
-    for (i = 0; i < 3; i++) {
-        assert_int_equal(reqs[i].result, POOL_TIMEOUT); /* every request on that connection */
+    /* the oldest timed out; those behind it were lost with the connection */
+    assert_int_equal(reqs[0].result, POOL_TIMEOUT);
+    for (i = 1; i < 3; i++) {
+        assert_int_equal(reqs[i].result, POOL_UPSTREAM_ERROR);
     }
+    assert_int_equal(pool_cluster_stats(c)->failed[POOL_TIMEOUT], 1);
+    assert_int_equal(pool_cluster_stats(c)->failed[POOL_UPSTREAM_ERROR], 2);
     assert_int_equal(pool_cluster_conns(c), 0);
     pt_free_reqs(reqs, 3);
     pt_teardown_cluster(f, c);
