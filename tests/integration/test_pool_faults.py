@@ -10,7 +10,7 @@ import time
 
 from conftest import free_port, front_back_config, wait_port
 from test_admin import get, metric, parse_metrics
-from resp_util import Err, Resp, config as resp_config, direct, start_redis
+from resp_util import Err, Resp, config as resp_config, direct, no_asan_report, start_redis
 
 
 def ask(port, msg, results, i, timeout=10):
@@ -53,6 +53,13 @@ def metrics(p):
     return parse_metrics(get(admin_of(p), "/metrics")[2])
 
 
+def finish(p):
+    """Stop sluice: it exits 0 with no sanitizer report."""
+    assert p.p.poll() is None, "sluice exited early:\n" + "\n".join(p.lines[-40:])
+    assert p.stop() == 0
+    no_asan_report(p)
+
+
 # ---- item 3: head-of-line blocking ----
 
 
@@ -77,6 +84,7 @@ def test_slow_request_does_not_stall_other_clients(upstream, sluice):
     st.join(5)
     assert slow[0][0] == b"SLOW\n"
     assert metric(metrics(p), "sluice_upstream_stalls_total", cluster="back") >= 1
+    finish(p)
 
 
 def test_read_deadline_fails_only_the_request_it_waited_for(upstream, sluice):
@@ -104,6 +112,7 @@ def test_read_deadline_fails_only_the_request_it_waited_for(upstream, sluice):
     assert metric(m, "sluice_requests_total", cluster="back", result="timeout") == 1
     assert metric(m, "sluice_requests_total", cluster="back", result="upstream_error") == 2
     assert metric(m, "sluice_requests_total", cluster="back", result="ok") == 20
+    finish(p)
 
 
 def test_read_only_commands_behind_a_timeout_are_sent_again(procs, tmp_path, sluice):
@@ -126,6 +135,7 @@ def test_read_only_commands_behind_a_timeout_are_sent_again(procs, tmp_path, slu
     m = metrics(p)
     assert metric(m, "sluice_request_repeats_total", cluster="redis") == 1
     c.close()
+    finish(p)
 
 
 # ---- item 4: connect backoff under load ----
@@ -165,7 +175,7 @@ def test_connect_backoff_holds_under_load(sluice):
         m = metrics(p)
         failures = metric(m, "sluice_upstream_connect_failures_total", cluster="back")
         warnings = [l for l in p.lines[before:] if "connect" in l and "refused" in l.lower()]
-        p.stop()
+        finish(p)
         assert requests > 200, "the clients were not answered fast: %d requests in 2 s" % requests
         # Backoff from 100 ms, doubling, probes at most once a second per server: a handful each.
         assert failures <= 12 * n, "%d connects in 2 s to %d refusing server(s)" % (failures, n)
@@ -207,6 +217,7 @@ def test_returning_shard_is_found_within_a_second(procs, tmp_path, sluice):
         time.sleep(0.02)
     assert took is not None and took < 1.5, "served again only after %s s" % took
     c.close()
+    finish(p)
 
 
 # ---- item 7: events removed before the descriptor is closed ----
@@ -240,6 +251,6 @@ def test_read_timeouts_with_writes_pending_leave_no_stale_event(upstream, sluice
         assert all(r == b"" or isinstance(r, OSError) for r in results), results
     m = metrics(p)
     assert metric(m, "sluice_requests_total", cluster="back", result="timeout") >= 2
-    p.stop()
+    finish(p)
     bad = [l for l in p.lines if "Bad file descriptor" in l or "Epoll" in l]
     assert not bad, "\n".join(bad[:10])
