@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #define EARLY_CLOSE_MS                                                                             \
     1000 /* an idle connection the server closes this young counts as a failure */
 #define READ_CHUNK 65536
+#define SPARE_IDLE_MS 1000 /* a spare connection idle this long closes (down to min_idle) */
 
 const char *const pool_result_str[POOL_RESULT_MAX] = {
     [POOL_OK] = "ok",
@@ -75,8 +77,8 @@ pool_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The latency of req, answered at now (us): a binary search of the bucket bounds. */
-static void
+/* The latency of req, answered at now (us): a binary search of the bucket bounds. Return it. */
+static uint64_t
 record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
 {
     uint64_t us = now > req->submit_us ? now - req->submit_us : 0;
@@ -93,6 +95,27 @@ record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
     }
     POOL_STAT_INC(c->stats->latency[lo]);
     POOL_STAT_ADD(c->stats->latency_sum_us, us);
+    return us;
+}
+
+/*
+ * The server's typical response time, for the head-of-line guard: a moving
+ * average (1/16) of samples capped at twice it plus 1 ms, so that one slow
+ * reply barely moves it while a lasting change is followed within tens of
+ * replies. The guard waits pool.stall, or 4 x that (us / 256 ~ 4 x ms) when
+ * longer.
+ */
+static void
+learn_latency(struct pool_server *s, uint64_t us)
+{
+    uint32_t lat = s->lat_us, cap = 2 * lat + 1000, x = us < cap ? (uint32_t)us : cap;
+
+    lat = (uint32_t)((int32_t)lat + ((int32_t)x - (int32_t)lat) / 16);
+    s->lat_us = lat;
+    if ((lat >> 8) > s->stall_floor || s->stall_ms > s->stall_floor) { /* rare: a slow server */
+        s->stall_ms =
+            s->stall_floor == 0 || (lat >> 8) < s->stall_floor ? s->stall_floor : lat >> 8;
+    }
 }
 
 uint64_t
@@ -302,6 +325,9 @@ pool_conn_rev_arm(struct pool_conn *conn)
         uint64_t age = pool_now_ms() - conn->born;
 
         ms = cfg->pool.idle_timeout_ms;
+        if (conn->spare && (ms == 0 || ms > SPARE_IDLE_MS)) {
+            ms = SPARE_IDLE_MS; /* the stall it was opened for is over */
+        }
         if (cfg->pool.max_lifetime_ms > 0) {
             uint64_t left = cfg->pool.max_lifetime_ms > age ? cfg->pool.max_lifetime_ms - age : 1;
 
@@ -363,6 +389,18 @@ pool_conn_flush(struct pool_conn *conn)
 }
 
 bool
+pool_conn_quiet(struct pool_conn *conn, uint64_t now)
+{
+    int n = 0;
+
+    if (conn->looked_ms != now) {
+        conn->looked_ms = now;
+        conn->looked_quiet = ioctl(conn->fd, FIONREAD, &n) == -1 || n == 0;
+    }
+    return conn->looked_quiet;
+}
+
+bool
 pool_conn_expired(const struct pool_conn *conn, uint64_t now)
 {
     const struct cfg_pool *p = &conn->server->cluster->cfg->pool;
@@ -407,9 +445,8 @@ copy_frame(struct evbuffer *out, struct evbuffer *frame)
 }
 
 /*
- * Write a request that may be repeated behind others: its bytes stay in its
- * frame, a copy goes out, so that it can be sent again if the connection
- * breaks under an earlier request. Return -1 if they could not be kept.
+ * A large request kept: its bytes stay in its frame, a copy goes out. Return
+ * -1 if they could not be kept (they are in frame: the plain way still works).
  */
 static int
 keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
@@ -421,12 +458,57 @@ keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, s
         return -1;
     }
     if (copy_frame(conn->out, req->frame) == -1) {
-        /* out as it was; frame holds the bytes: the plain way still works */
         evbuffer_drain(conn->out, evbuffer_get_length(conn->out) - before);
         return -1;
     }
-    req->kept = 1;
+    req->kept = KEEP_FRAME;
     return 0;
+}
+
+/*
+ * A request that may be repeated, written behind another: keep a copy of its
+ * bytes (the first len of src, or frame when src is NULL or frame), so that
+ * it can be sent again if the connection breaks under an earlier request. A
+ * small one is copied aside and written the plain way (return false); a large
+ * one stays in frame and a copy is written (return true).
+ */
+static bool
+keep_bytes(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
+{
+    struct evbuffer *from = src != NULL ? src : req->frame;
+
+    if (from == req->frame) {
+        len = evbuffer_get_length(from);
+    }
+    if (len <= POOL_KEEP_INLINE) {
+        if (evbuffer_copyout(from, req->keep, len) == (ev_ssize_t)len) {
+            req->kept = KEEP_INLINE;
+            req->keep_len = (uint8_t)len;
+        }
+        return false;
+    }
+    return keep_frame(conn, req, src, len) == 0;
+}
+
+void
+pool_req_unkeep(struct pool_req *req)
+{
+    if (req->kept == KEEP_FRAME) {
+        evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
+    }
+    req->kept = KEEP_NONE;
+}
+
+int
+pool_req_restore(struct pool_req *req)
+{
+    int rc = 0;
+
+    if (req->kept == KEEP_INLINE) {
+        rc = evbuffer_add(req->frame, req->keep, req->keep_len);
+    }
+    req->kept = KEEP_NONE;
+    return rc;
 }
 
 void
@@ -451,8 +533,9 @@ pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *
     }
     req->state = POOL_REQ_SENT;
     if (req->may_repeat && !req->repeated && conn->nfifo > 1 &&
-        keep_frame(conn, req, src, len) == 0) {
-        /* kept */
+        now - TAILQ_FIRST(&conn->fifo)->since_ms >= s->stall_ms &&
+        keep_bytes(conn, req, src, len)) {
+        /* a large one: kept in frame, a copy went out */
     } else if (src != NULL && src != req->frame) {
         evbuffer_remove_buffer(src, conn->out, len);
     } else {
@@ -490,7 +573,7 @@ setup_done(struct pool_conn *conn)
     {
         req->state = POOL_REQ_SENT;
         if (!req->may_repeat || req->repeated || req == TAILQ_FIRST(&conn->fifo) ||
-            keep_frame(conn, req, NULL, 0) == -1) {
+            !keep_bytes(conn, req, NULL, 0)) {
             evbuffer_add_buffer(conn->out, req->frame);
         }
     }
@@ -678,16 +761,15 @@ deliver(struct pool_conn *conn)
         conn->server->inflight--;
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
-        if (req->kept) {
-            req->kept = 0;
-            evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
+        if (req->kept != KEEP_NONE) {
+            pool_req_unkeep(req);
         }
         POOL_STAT_INC(c->stats->responses);
         pool_health_success(conn->server->ep);
         if (now == 0) {
             now = pool_now_us();
         }
-        record_latency(c, req, now);
+        learn_latency(conn->server, record_latency(c, req, now));
         c->h.response(req, conn->in, (size_t)n);
     }
     return 0;
@@ -714,6 +796,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
             conn->server->nconns > c->cfg->pool.min_idle || pool_server_out(conn->server)) {
             pool_conn_close(conn);
         } else {
+            conn->spare = false; /* min_idle keeps it: one of the others now */
             conn->rev_mode = REV_OFF;
             pool_conn_rev_arm(conn);
         }
@@ -827,10 +910,7 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         } else if (!head || result == POOL_SHUTDOWN) {
             head = true;
             req->state = POOL_REQ_NEW;
-            if (req->kept) {
-                req->kept = 0;
-                evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
-            }
+            pool_req_unkeep(req);
             POOL_STAT_INC(c->stats->failed[result]);
             c->h.failure(req, result);
         } else {

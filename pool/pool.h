@@ -86,6 +86,9 @@ struct pool_stats {
     _Atomic uint64_t latency_sum_us;
 };
 
+/* A request that may be repeated keeps a copy of its bytes here when they fit, else in frame. */
+#define POOL_KEEP_INLINE 48
+
 enum pool_req_state {
     POOL_REQ_NEW,
     POOL_REQ_QUEUED,   /* in the cluster queue */
@@ -119,11 +122,13 @@ struct pool_req {
      * Set by the owner before pool_submit(): the protocol says the request
      * may be sent twice (a read-only command). Written behind another request
      * on a connection that then breaks, it is sent again once on another one
-     * instead of failing; its bytes stay in frame meanwhile.
+     * instead of failing; a copy of its bytes is kept meanwhile.
      */
     uint8_t may_repeat;
-    uint8_t kept;     /* pool: frame still holds the bytes written (may_repeat) */
+    uint8_t kept;     /* pool: where a copy of the bytes written is (enum in pool_internal.h) */
     uint8_t repeated; /* pool: sent again once already */
+    uint8_t keep_len; /* pool: bytes in keep */
+    char keep[POOL_KEEP_INLINE];
 };
 
 TAILQ_HEAD(pool_req_list, pool_req);

@@ -14,28 +14,35 @@
 
 /*
  * The open connection with the fewest requests in flight and room for one
- * more, among those not stalled (pool_conn_stalled); *late: the best of the
- * stalled ones, or NULL.
+ * more, among those not stalled (pool_conn_stalled, pool_conn_quiet); a
+ * spare one only when no other is left; *late: the best of the stalled ones,
+ * or NULL.
  */
 static struct pool_conn *
 best_conn(struct pool_server *s, uint64_t now, struct pool_conn **late)
 {
     unsigned max = s->cluster->cfg->pool.max_pipeline;
-    struct pool_conn *conn, *best = NULL;
+    struct pool_conn *conn, *best = NULL, *spare = NULL;
 
     *late = NULL;
     TAILQ_FOREACH(conn, &s->conns, link)
     {
-        if (conn->state == CONN_RETIRING || conn->nfifo >= max) {
-            continue;
+        if (conn->state == CONN_RETIRING || conn->nfifo >= max || (conn->spare && best != NULL)) {
+            continue; /* spares come last (opened last): passed over once another will do */
         }
         if (conn->state == CONN_READY && conn->nfifo == 0 && pool_conn_expired(conn, now)) {
             conn->state = CONN_RETIRING; /* closed by its idle timer or next read */
             continue;
         }
-        if (pool_conn_stalled(conn, now)) {
+        if (pool_conn_stalled(conn, now) && pool_conn_quiet(conn, now)) {
             if (*late == NULL || conn->nfifo < (*late)->nfifo) {
                 *late = conn;
+            }
+            continue;
+        }
+        if (conn->spare) {
+            if (spare == NULL || conn->nfifo < spare->nfifo) {
+                spare = conn;
             }
             continue;
         }
@@ -43,13 +50,15 @@ best_conn(struct pool_server *s, uint64_t now, struct pool_conn **late)
             best = conn;
         }
     }
-    return best;
+    return best != NULL ? best : spare;
 }
 
 /*
  * A connection of s for a new request: one with room that is not stalled,
  * else a new one (within max_connections, and the backoff), else a stalled
- * one rather than none.
+ * one rather than none. One opened because others are stalled is a spare:
+ * it takes requests only while no other can, so that traffic goes back to
+ * the others (and their batching) once the stall is over.
  */
 static struct pool_conn *
 conn_for(struct pool_server *s, uint64_t now)
@@ -58,6 +67,9 @@ conn_for(struct pool_server *s, uint64_t now)
 
     if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
         conn = pool_server_dial(s, CONN_SHARED, now);
+        if (conn != NULL && late != NULL) {
+            conn->spare = true;
+        }
     }
     if (late != NULL) {
         if (conn == NULL) {
@@ -230,7 +242,8 @@ pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
         uint64_t now = pool_now_ms();
 
         if (room->kind != CONN_SHARED || room->state != CONN_READY ||
-            !pool_server_takes(c, room->server, now) || pool_conn_stalled(room, now)) {
+            !pool_server_takes(c, room->server, now) || room->spare ||
+            (pool_conn_stalled(room, now) && pool_conn_quiet(room, now))) {
             room = NULL;
         }
     }
@@ -289,7 +302,7 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
     req->submit_us = pool_now_us();
     req->tries = 0;
     req->exclusive = 0;
-    req->kept = 0;
+    req->kept = KEEP_NONE;
     req->repeated = 0;
     if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
         enum pool_result why = POOL_OK;
@@ -443,11 +456,11 @@ void
 pool_repeat_or_fail(struct pool_cluster *c, struct pool_req *req)
 {
     req->state = POOL_REQ_NEW;
-    if (req->kept && !req->repeated && !c->closing && c->cfg->retries > 0) {
+    if (req->kept != KEEP_NONE && !req->repeated && !c->closing && c->cfg->retries > 0 &&
+        pool_req_restore(req) == 0) {
         struct pool_conn *conn = affine_conn(c, req);
 
         req->repeated = 1;
-        req->kept = 0;
         if (conn == NULL && !must_wait(c, req)) {
             conn = find_conn(c, req, req->last);
         }
@@ -462,10 +475,8 @@ pool_repeat_or_fail(struct pool_cluster *c, struct pool_req *req)
             return;
         }
     }
-    if (req->kept) {
-        evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
-        req->kept = 0;
-    }
+    pool_req_unkeep(req);
+    evbuffer_drain(req->frame, evbuffer_get_length(req->frame)); /* restored, not sent again */
     POOL_STAT_INC(c->stats->failed[POOL_UPSTREAM_ERROR]);
     c->h.failure(req, POOL_UPSTREAM_ERROR);
 }

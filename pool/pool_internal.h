@@ -59,6 +59,9 @@ struct pool_conn {
     unsigned nfifo;
     uint64_t born;
     uint64_t nreq;
+    uint64_t looked_ms; /* when pool_conn_blocked() last looked at its socket */
+    bool looked_quiet;  /* and found no reply bytes waiting there */
+    bool spare;         /* opened past stalled ones: used only when no other can be */
     unsigned char fstate[POOL_FRAME_STATE_SIZE];
 };
 
@@ -71,15 +74,18 @@ struct pool_server {
     unsigned nconns;
     struct pool_conn_list pinned; /* pinned connections */
     unsigned npinned;
-    unsigned inflight;   /* requests on its connections, for least_request */
-    int64_t current;     /* smooth weighted round-robin */
-    unsigned fails;      /* connect failures in a row */
-    uint64_t down_until; /* ms: no new connections before, unless every server is down */
-    uint64_t probe_at;   /* ms: while down, a request may open one connection from then on */
-    struct event *retry; /* owned: reconnect timer for min_idle */
-    bool fit;            /* its endpoint's health as this worker last acted on it */
-    bool warming;        /* back from down: no traffic until min_idle are ready (or warm_until) */
-    bool gone;           /* DNS dropped it: draining, freed when its last connection closes */
+    unsigned inflight;    /* requests on its connections, for least_request */
+    int64_t current;      /* smooth weighted round-robin */
+    unsigned fails;       /* connect failures in a row */
+    uint64_t down_until;  /* ms: no new connections before, unless every server is down */
+    uint64_t probe_at;    /* ms: while down, a request may open one connection from then on */
+    uint32_t lat_us;      /* typical response time: a moving average one slow reply barely moves */
+    uint32_t stall_ms;    /* pool.stall, or about 4 x lat_us when longer; 0: no guard */
+    uint32_t stall_floor; /* pool.stall */
+    struct event *retry;  /* owned: reconnect timer for min_idle */
+    bool fit;             /* its endpoint's health as this worker last acted on it */
+    bool warming;         /* back from down: no traffic until min_idle are ready (or warm_until) */
+    bool gone;            /* DNS dropped it: draining, freed when its last connection closes */
     uint64_t warm_until;
 };
 
@@ -162,11 +168,28 @@ uint64_t pool_random(struct pool_cluster *c);
 static inline bool
 pool_conn_stalled(const struct pool_conn *conn, uint64_t now)
 {
-    uint64_t stall = conn->server->cluster->cfg->pool.stall_ms;
+    uint64_t stall = conn->server->stall_ms;
 
     return stall > 0 && conn->nfifo > 0 && conn->state == CONN_READY &&
            now - TAILQ_FIRST(&conn->fifo)->since_ms > stall;
 }
+
+/*
+ * For a stalled connection: no reply bytes wait in its socket, so the
+ * upstream, not this worker, is late. One ioctl, at most once per ms.
+ */
+bool pool_conn_quiet(struct pool_conn *conn, uint64_t now);
+
+/* Where a request that may be repeated keeps its bytes (pool_req.kept). */
+enum keep {
+    KEEP_NONE,
+    KEEP_INLINE, /* in pool_req.keep */
+    KEEP_FRAME,  /* in pool_req.frame */
+};
+/* Forget the kept copy (the request was answered or failed). */
+void pool_req_unkeep(struct pool_req *req);
+/* Put the kept copy back in frame, to be written again. Return -1 if it cannot. */
+int pool_req_restore(struct pool_req *req);
 
 /* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */
 struct timeval pool_tv_ms(uint64_t ms);

@@ -1,14 +1,14 @@
 /*
- * The read-only commands, as a small open-addressing set built once: a
- * lookup hashes the name and compares one or two strings.
+ * The read-only commands (every one 3 letters or more), as a small
+ * open-addressing set built at start and looked up in px_resp_ro.h.
  */
 #include "px_resp_ro.h"
+#include "px_resp_cmd.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
-#define SLOTS 256 /* a power of two, well over the names below */
+_Static_assert(sizeof(((struct px_cmd *)0)->name) >= 4, "px_cmd.name: 4 bytes are read at once");
 
 static const char *const names[] = {
     "BITCOUNT",      "BITFIELD_RO", "BITPOS",      "DBSIZE",         "DUMP",
@@ -29,46 +29,23 @@ static const char *const names[] = {
     "ZREVRANK",      "ZSCAN",       "ZSCORE",      "ZUNION",
 };
 
-static const char *set[SLOTS];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+struct px_ro_slot px_ro_set[PX_RO_SLOTS];
 
-static uint32_t
-hash(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-
-    for (; *s != '\0'; s++) {
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    }
-    return h;
-}
-
-static void
+/* Built before main(): no check per lookup, and the workers only read it. */
+__attribute__((constructor)) static void
 build(void)
 {
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        uint32_t k = hash(names[i]) & (SLOTS - 1);
+        uint32_t head, k;
 
-        while (set[k] != NULL) {
-            k = (k + 1) & (SLOTS - 1);
+        memcpy(&head, names[i], sizeof(head)); /* 3 letters and a NUL at least */
+        k = px_ro_slot_of(head);
+        while (px_ro_set[k].name != NULL) {
+            k = (k + 1) & (PX_RO_SLOTS - 1);
         }
-        set[k] = names[i];
+        px_ro_set[k].name = names[i];
+        px_ro_set[k].head = head;
     }
-}
-
-bool
-px_cmd_may_repeat(const char *upper)
-{
-    uint32_t k = hash(upper) & (SLOTS - 1);
-
-    (void)pthread_once(&once, build);
-    while (set[k] != NULL) {
-        if (strcmp(set[k], upper) == 0) {
-            return true;
-        }
-        k = (k + 1) & (SLOTS - 1);
-    }
-    return false;
 }

@@ -126,8 +126,12 @@ def test_read_only_commands_behind_a_timeout_are_sent_again(procs, tmp_path, slu
     c = Resp(port, timeout=10)
     assert c.call("SET", "k", "v") == "OK"
     # DEBUG SLEEP holds the connection past its read deadline; the GET and the SET ride
-    # behind it on the same connection (one client's requests keep their order).
-    c.send(("DEBUG", "SLEEP", "0.8"), ("GET", "k"), ("SET", "k2", "v2"))
+    # behind it on the same connection (one client's requests keep their order), written
+    # once it has waited a while (the pool keeps a copy of a read-only request written
+    # behind one that has waited half of pool.stall or more).
+    c.send(("DEBUG", "SLEEP", "0.8"))
+    time.sleep(0.1)
+    c.send(("GET", "k"), ("SET", "k2", "v2"))
     first, second, third = c.reply(), c.reply(), c.reply()
     assert isinstance(first, Err) and "timeout" in first.msg, first
     assert second == b"v", second  # sent again, answered
@@ -190,7 +194,7 @@ def test_returning_shard_is_found_within_a_second(procs, tmp_path, sluice):
     b = start_redis(procs, tmp_path)
     port = free_port()
     p = sluice(resp_config(port, [a.port, b.port], pool="min_idle: 1, max_connections: 2",
-                           cluster_extra="balance: hash"))
+                           cluster_extra="balance: hash\n    hash: md5"))  # spreads k0..k49
     wait_port(port)
     c = Resp(port, timeout=10)
     keys = ["k%d" % i for i in range(50)]
