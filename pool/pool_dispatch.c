@@ -134,9 +134,9 @@ backing_off(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
     for (i = 0; i < c->nservers; i++) {
         const struct pool_server *s = c->servers[i];
 
-        if (pool_server_coming(s) ||
-            (pool_server_takes(c, s, now) && (s->nconns > 0 || pool_server_dialable(s, now)))) {
-            return false;
+        if (s->nconns > 0 || pool_server_coming(s) ||
+            (pool_server_dialable(s, now) && pool_server_takes(c, s, now))) {
+            return false; /* something open or opening to wait for, or a connect may start */
         }
     }
     return true;
