@@ -46,6 +46,8 @@ struct pool_conn {
     bool expect_deadline;       /* pinned: the read deadline watches the owner's replies */
     bool notify_drain;          /* pinned: the owner waits for pin_drained() */
     bool idle_counted;          /* counted in stats->conns_idle */
+    bool looked_quiet;          /* pool_conn_quiet() found no reply bytes in its socket */
+    bool spare;                 /* opened past stalled ones: used only when no other can be */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     unsigned init_left;         /* setup replies still to come (CONN_HELLO) */
     unsigned expect;            /* pinned: replies the owner waits for */
@@ -59,10 +61,8 @@ struct pool_conn {
     unsigned nfifo;
     uint64_t born;
     uint64_t nreq;
-    uint64_t looked_ms; /* when pool_conn_blocked() last looked at its socket */
-    bool looked_quiet;  /* and found no reply bytes waiting there */
-    bool spare;         /* opened past stalled ones: used only when no other can be */
-    unsigned char fstate[POOL_FRAME_STATE_SIZE];
+    uint64_t looked_ms; /* when pool_conn_quiet() last looked at its socket */
+    _Alignas(8) unsigned char fstate[POOL_FRAME_STATE_SIZE]; /* the codec's struct: aligned */
 };
 
 struct pool_server {
