@@ -9,11 +9,14 @@
  * of a response through the framer its creator gives it.
  *
  * A request (struct pool_req, embedded in the caller's own request) is
- * written on a connection with room (in flight < max_pipeline), else on a new
- * connection (up to max_connections), else waits in the cluster's queue.
- * Each connection's in-flight FIFO is the only truth about which response
- * belongs to whom: when the connection breaks, every request on it fails, and
- * it is never reused. Requests never written are re-dispatched (retries).
+ * written on a connection with room (in flight < max_pipeline) that is not
+ * head-of-line blocked (pool.stall), else on a new connection (up to
+ * max_connections, unless the server backs off after connect failures), else
+ * waits in the cluster's queue. Each connection's in-flight FIFO is the only
+ * truth about which response belongs to whom: when the connection breaks, it
+ * is never reused; its oldest request fails with the cause, the others
+ * written as lost (POOL_UPSTREAM_ERROR) unless they may be repeated. Requests
+ * never written are re-dispatched (retries). docs/pooling.md has the rules.
  *
  * Callbacks are never made from inside pool_submit(), pool_lease() or
  * pool_cancel(), only from the event loop; after a request's one callback the

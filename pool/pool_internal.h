@@ -162,8 +162,9 @@ uint64_t pool_now_us(void);
 uint64_t pool_random(struct pool_cluster *c);
 
 /*
- * Head-of-line blocked: the oldest request on conn has waited past pool.stall
- * for its response (O(1): the FIFO's head and a coarse clock).
+ * Head-of-line blocked: the oldest request on conn has waited for its
+ * response past its server's stall_ms (pool.stall, or 4 x its typical
+ * response time). O(1): the FIFO's head and a coarse clock.
  */
 static inline bool
 pool_conn_stalled(const struct pool_conn *conn, uint64_t now)
