@@ -336,7 +336,7 @@ static const struct cfg_key pool_keys[] = {
         "command is answered with -ERR. 0: none."),
     BLOCK(struct cfg_pool, "queue", CFG_K_BLOCK, queue, queue_table,
           "Requests waiting when every connection is busy and no more may open."),
-    DUR(struct cfg_pool, "stall", stall_ms, "5ms", 0,
+    DUR(struct cfg_pool, "stall", stall_ms, "10ms", 0,
         "Head-of-line guard: a connection whose oldest request in flight has waited longer "
         "(or 4 times the server's typical response time, when that is longer) takes no new "
         "requests while another connection has room or may open (up to max_connections); a "

@@ -73,7 +73,7 @@ def test_slow_request_does_not_stall_other_clients(upstream, sluice):
     st = threading.Thread(target=ask, args=(port, b"SLOW\n", slow, 0))
     st.start()
     wait_frames(up, 1)
-    time.sleep(0.05)  # the slow one has waited past pool.stall (5ms)
+    time.sleep(0.05)  # the slow one has waited past pool.stall (10ms)
     results = fast_clients(port)
     for i, (reply, took) in enumerate(results):
         assert reply == b"fast-%d\n" % i, results
