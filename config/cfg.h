@@ -208,6 +208,7 @@ struct cfg_pool {
     uint64_t max_requests;
     uint32_t max_pinned;
     struct cfg_queue queue;
+    uint64_t stall_ms; /* a connection whose oldest request waited longer takes no new ones */
 };
 
 struct cfg_cluster_timeouts {

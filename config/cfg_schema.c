@@ -346,6 +346,11 @@ static const struct cfg_key pool_keys[] = {
         "command is answered with -ERR. 0: none."),
     BLOCK(struct cfg_pool, "queue", CFG_K_BLOCK, queue, queue_table,
           "Requests waiting when every connection is busy and no more may open."),
+    DUR(struct cfg_pool, "stall", stall_ms, "10ms", 0,
+        "Head-of-line guard: a connection whose oldest request in flight has waited longer "
+        "(or 4 times the server's typical response time, when that is longer) takes no new "
+        "requests while another connection has room or may open (up to max_connections); a "
+        "client's requests still follow its earlier ones. See docs/pooling.md. 0 disables."),
 };
 static TABLE(pool_table, "clusters[].pool", pool_keys);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #define EARLY_CLOSE_MS                                                                             \
     1000 /* an idle connection the server closes this young counts as a failure */
 #define READ_CHUNK 65536
+#define SPARE_IDLE_MS 1000 /* a spare connection idle this long closes (down to min_idle) */
 
 const char *const pool_result_str[POOL_RESULT_MAX] = {
     [POOL_OK] = "ok",
@@ -75,8 +77,8 @@ pool_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The latency of req, answered at now (us): a binary search of the bucket bounds. */
-static void
+/* The latency of req, answered at now (us): a binary search of the bucket bounds. Return it. */
+static uint64_t
 record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
 {
     uint64_t us = now > req->submit_us ? now - req->submit_us : 0;
@@ -93,6 +95,27 @@ record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
     }
     POOL_STAT_INC(c->stats->latency[lo]);
     POOL_STAT_ADD(c->stats->latency_sum_us, us);
+    return us;
+}
+
+/*
+ * The server's typical response time, for the head-of-line guard: a moving
+ * average (1/16) of samples capped at twice it plus 1 ms, so that one slow
+ * reply barely moves it while a lasting change is followed within tens of
+ * replies. The guard waits pool.stall, or 4 x that (us / 256 ~ 4 x ms) when
+ * longer.
+ */
+static void
+learn_latency(struct pool_server *s, uint64_t us)
+{
+    uint32_t lat = s->lat_us, cap = 2 * lat + 1000, x = us < cap ? (uint32_t)us : cap;
+
+    lat = (uint32_t)((int32_t)lat + ((int32_t)x - (int32_t)lat) / 16);
+    s->lat_us = lat;
+    if ((lat >> 8) > s->stall_floor || s->stall_ms > s->stall_floor) { /* rare: a slow server */
+        s->stall_ms =
+            s->stall_floor == 0 || (lat >> 8) < s->stall_floor ? s->stall_floor : lat >> 8;
+    }
 }
 
 uint64_t
@@ -128,23 +151,56 @@ event_ms(struct pool_cluster *c, enum pool_event ev, const struct pool_server *s
     }
 }
 
-/* Back off from s: no new connection before an exponentially growing, capped delay. */
+/*
+ * Back off from s: no new connection before an exponentially growing, capped
+ * delay; requests that want it may probe it sooner (pool_server_dial).
+ */
 void
 pool_server_failed(struct pool_server *s)
 {
     uint64_t backoff = (uint64_t)BACKOFF_MIN_MS << (s->fails < 7 ? s->fails : 7);
+    uint64_t now = pool_now_ms();
 
     s->fails++;
-    s->down_until = pool_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+    backoff = backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS;
+    s->down_until = now + backoff;
+    s->probe_at = now + (backoff < POOL_PROBE_MS ? backoff : POOL_PROBE_MS);
+}
+
+bool
+pool_server_dialable(const struct pool_server *s, uint64_t now)
+{
+    return s->down_until <= now || s->probe_at <= now;
+}
+
+struct pool_conn *
+pool_server_dial(struct pool_server *s, enum conn_kind kind, uint64_t now)
+{
+    if (s->down_until > now) {
+        if (s->probe_at > now) {
+            POOL_STAT_INC(s->cluster->stats->connects_deferred);
+            return NULL;
+        }
+        s->probe_at = now + POOL_PROBE_MS; /* one at a time: the next after it fails */
+    }
+    return pool_conn_open(s, kind);
 }
 
 /* ---- connections ---- */
 
+/*
+ * Events first, then the descriptor: epoll forgets a closed fd on its own, so
+ * an event_del() after close() would ask it to change a descriptor that is no
+ * longer there (or, with other threads opening files, someone else's).
+ */
 void
 pool_conn_free(struct pool_conn *conn)
 {
     event_del(&conn->rev);
     event_del(&conn->wev);
+    if (conn->fd != -1) {
+        close(conn->fd);
+    }
     if (conn->in != NULL) {
         evbuffer_free(conn->in);
     }
@@ -209,7 +265,6 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         event_assign(&conn->rev, c->base, fd, EV_READ | EV_PERSIST, on_read, conn) == -1 ||
         event_assign(&conn->wev, c->base, fd, EV_WRITE, on_write, conn) == -1) {
         pool_conn_free(conn);
-        close(fd);
         return NULL;
     }
     if (connect(fd, (const struct sockaddr *)&s->ep->sa, s->ep->salen) == -1 &&
@@ -218,7 +273,6 @@ pool_conn_open(struct pool_server *s, enum conn_kind kind)
         event_active(&conn->wev, EV_WRITE, 0); /* reported from the loop, never inline */
     } else if (event_add(&conn->wev, &tv) == -1) {
         pool_conn_free(conn);
-        close(fd);
         return NULL;
     }
     if (kind == CONN_PINNED) {
@@ -244,7 +298,6 @@ pool_conn_close(struct pool_conn *conn)
     struct pool_server *s = conn->server;
 
     pool_conn_detach(conn);
-    close(conn->fd);
     pool_conn_free(conn);
     POOL_STAT_INC(s->cluster->stats->conns_closed);
     pool_maintain(s);
@@ -272,6 +325,9 @@ pool_conn_rev_arm(struct pool_conn *conn)
         uint64_t age = pool_now_ms() - conn->born;
 
         ms = cfg->pool.idle_timeout_ms;
+        if (conn->spare && (ms == 0 || ms > SPARE_IDLE_MS)) {
+            ms = SPARE_IDLE_MS; /* the stall it was opened for is over */
+        }
         if (cfg->pool.max_lifetime_ms > 0) {
             uint64_t left = cfg->pool.max_lifetime_ms > age ? cfg->pool.max_lifetime_ms - age : 1;
 
@@ -333,6 +389,18 @@ pool_conn_flush(struct pool_conn *conn)
 }
 
 bool
+pool_conn_quiet(struct pool_conn *conn, uint64_t now)
+{
+    int n = 0;
+
+    if (conn->looked_ms != now) {
+        conn->looked_ms = now;
+        conn->looked_quiet = ioctl(conn->fd, FIONREAD, &n) == -1 || n == 0;
+    }
+    return conn->looked_quiet;
+}
+
+bool
 pool_conn_expired(const struct pool_conn *conn, uint64_t now)
 {
     const struct cfg_pool *p = &conn->server->cluster->cfg->pool;
@@ -358,10 +426,96 @@ pool_conn_queue_flush(struct pool_conn *conn)
     }
 }
 
+/* Copy what frame holds to out, leaving frame as it is. Return -1 if it could not. */
+static int
+copy_frame(struct evbuffer *out, struct evbuffer *frame)
+{
+    struct evbuffer_iovec v[8];
+    int n = evbuffer_peek(frame, -1, NULL, v, 8), i;
+
+    if (n < 0 || n > 8) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (evbuffer_add(out, v[i].iov_base, v[i].iov_len) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A large request kept: its bytes stay in its frame, a copy goes out. Return
+ * -1 if they could not be kept (they are in frame: the plain way still works).
+ */
+static int
+keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
+{
+    size_t before = evbuffer_get_length(conn->out);
+
+    if (src != NULL && src != req->frame &&
+        evbuffer_remove_buffer(src, req->frame, len) != (int)len) {
+        return -1;
+    }
+    if (copy_frame(conn->out, req->frame) == -1) {
+        evbuffer_drain(conn->out, evbuffer_get_length(conn->out) - before);
+        return -1;
+    }
+    req->kept = KEEP_FRAME;
+    return 0;
+}
+
+/*
+ * A request that may be repeated, written behind another: keep a copy of its
+ * bytes (the first len of src, or frame when src is NULL or frame), so that
+ * it can be sent again if the connection breaks under an earlier request. A
+ * small one is copied aside and written the plain way (return false); a large
+ * one stays in frame and a copy is written (return true).
+ */
+static bool
+keep_bytes(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
+{
+    struct evbuffer *from = src != NULL ? src : req->frame;
+
+    if (from == req->frame) {
+        len = evbuffer_get_length(from);
+    }
+    if (len <= POOL_KEEP_INLINE) {
+        if (evbuffer_copyout(from, req->keep, len) == (ev_ssize_t)len) {
+            req->kept = KEEP_INLINE;
+            req->keep_len = (uint8_t)len;
+        }
+        return false;
+    }
+    return keep_frame(conn, req, src, len) == 0;
+}
+
+void
+pool_req_unkeep(struct pool_req *req)
+{
+    if (req->kept == KEEP_FRAME) {
+        evbuffer_drain(req->frame, evbuffer_get_length(req->frame));
+    }
+    req->kept = KEEP_NONE;
+}
+
+int
+pool_req_restore(struct pool_req *req)
+{
+    int rc = 0;
+
+    if (req->kept == KEEP_INLINE) {
+        rc = evbuffer_add(req->frame, req->keep, req->keep_len);
+    }
+    req->kept = KEEP_NONE;
+    return rc;
+}
+
 void
 pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
 {
     struct pool_server *s = conn->server;
+    uint64_t now = pool_now_ms();
 
     TAILQ_INSERT_TAIL(&conn->fifo, req, link);
     conn->nfifo++;
@@ -369,6 +523,7 @@ pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *
     s->inflight++;
     req->conn = conn;
     req->last = s;
+    req->since_ms = now;
     if (conn->state == CONN_CONNECTING || conn->state == CONN_HELLO) {
         req->state = POOL_REQ_ASSIGNED;
         if (src != NULL && src != req->frame) {
@@ -377,13 +532,17 @@ pool_conn_assign(struct pool_conn *conn, struct pool_req *req, struct evbuffer *
         return;
     }
     req->state = POOL_REQ_SENT;
-    if (src != NULL && src != req->frame) {
+    if (req->may_repeat && !req->repeated && conn->nfifo > 1 &&
+        now - TAILQ_FIRST(&conn->fifo)->since_ms >= s->stall_ms &&
+        keep_bytes(conn, req, src, len)) {
+        /* a large one: kept in frame, a copy went out */
+    } else if (src != NULL && src != req->frame) {
         evbuffer_remove_buffer(src, conn->out, len);
     } else {
         evbuffer_add_buffer(conn->out, req->frame);
     }
     pool_conn_queue_flush(conn);
-    if (pool_conn_expired(conn, pool_now_ms())) {
+    if (pool_conn_expired(conn, now)) {
         conn->state = CONN_RETIRING;
     }
     pool_conn_rev_arm(conn);
@@ -413,7 +572,10 @@ setup_done(struct pool_conn *conn)
     TAILQ_FOREACH(req, &conn->fifo, link)
     {
         req->state = POOL_REQ_SENT;
-        evbuffer_add_buffer(conn->out, req->frame);
+        if (!req->may_repeat || req->repeated || req == TAILQ_FIRST(&conn->fifo) ||
+            !keep_bytes(conn, req, NULL, 0)) {
+            evbuffer_add_buffer(conn->out, req->frame);
+        }
     }
     if (pool_server_out(s)) {
         if (conn->nfifo == 0) {
@@ -599,12 +761,15 @@ deliver(struct pool_conn *conn)
         conn->server->inflight--;
         req->conn = NULL;
         req->state = POOL_REQ_NEW;
+        if (req->kept != KEEP_NONE) {
+            pool_req_unkeep(req);
+        }
         POOL_STAT_INC(c->stats->responses);
         pool_health_success(conn->server->ep);
         if (now == 0) {
             now = pool_now_us();
         }
-        record_latency(c, req, now);
+        learn_latency(conn->server, record_latency(c, req, now));
         c->h.response(req, conn->in, (size_t)n);
     }
     return 0;
@@ -631,6 +796,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
             conn->server->nconns > c->cfg->pool.min_idle || pool_server_out(conn->server)) {
             pool_conn_close(conn);
         } else {
+            conn->spare = false; /* min_idle keeps it: one of the others now */
             conn->rev_mode = REV_OFF;
             pool_conn_rev_arm(conn);
         }
@@ -693,6 +859,12 @@ on_read(evutil_socket_t fd, short what, void *arg)
  * The connection broke: close it, then retry its unwritten requests and fail
  * the written ones. Its requests move to the cluster's failing list first, so
  * a callback that cancels one of them finds it there.
+ *
+ * The oldest written request (the head) fails with result: it is the one the
+ * read deadline waited for, or the one a reset or a bad reply cut. Those
+ * written behind it fail as POOL_UPSTREAM_ERROR (lost with the connection),
+ * or, when they may be repeated (pool_req.may_repeat), are sent again once
+ * on another connection.
  */
 void
 pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *detail)
@@ -702,9 +874,9 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
     struct pool_req *req;
     void *owner = conn->kind == CONN_PINNED ? conn->owner : NULL;
     bool lost = conn->nfifo > 0 || (owner != NULL && conn->expect > 0);
+    bool head = false; /* the first written request has had its failure */
 
     pool_conn_detach(conn);
-    close(conn->fd);
     while ((req = TAILQ_FIRST(&conn->fifo)) != NULL) {
         TAILQ_REMOVE(&conn->fifo, req, link);
         s->inflight--;
@@ -735,11 +907,18 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
         if (req->state == POOL_REQ_ASSIGNED) {
             req->state = POOL_REQ_NEW;
             pool_retry_or_fail(c, req, result);
-        } else {
+        } else if (!head || result == POOL_SHUTDOWN) {
+            head = true;
             req->state = POOL_REQ_NEW;
+            pool_req_unkeep(req);
             POOL_STAT_INC(c->stats->failed[result]);
             c->h.failure(req, result);
+        } else {
+            pool_repeat_or_fail(c, req);
         }
+    }
+    if (result == POOL_CONNECT_FAILED) {
+        pool_queue_backoff(c, result);
     }
     pool_maintain(s);
     pool_drain_queue(c, NULL);

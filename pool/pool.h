@@ -9,11 +9,14 @@
  * of a response through the framer its creator gives it.
  *
  * A request (struct pool_req, embedded in the caller's own request) is
- * written on a connection with room (in flight < max_pipeline), else on a new
- * connection (up to max_connections), else waits in the cluster's queue.
- * Each connection's in-flight FIFO is the only truth about which response
- * belongs to whom: when the connection breaks, every request on it fails, and
- * it is never reused. Requests never written are re-dispatched (retries).
+ * written on a connection with room (in flight < max_pipeline) that is not
+ * head-of-line blocked (pool.stall), else on a new connection (up to
+ * max_connections, unless the server backs off after connect failures), else
+ * waits in the cluster's queue. Each connection's in-flight FIFO is the only
+ * truth about which response belongs to whom: when the connection breaks, it
+ * is never reused; its oldest request fails with the cause, the others
+ * written as lost (POOL_UPSTREAM_ERROR) unless they may be repeated. Requests
+ * never written are re-dispatched (retries). docs/pooling.md has the rules.
  *
  * Callbacks are never made from inside pool_submit(), pool_lease() or
  * pool_cancel(), only from the event loop; after a request's one callback the
@@ -77,11 +80,17 @@ struct pool_stats {
     _Atomic uint64_t pinned;         /* pinned now */
     _Atomic uint64_t unpin_resets;   /* pinned connections cleaned and returned to the pool */
     _Atomic uint64_t max_conns_seen; /* most connections open at once, per server */
+    _Atomic uint64_t stalls;         /* dispatches that passed over a stalled connection */
+    _Atomic uint64_t repeats;        /* written requests sent again after their connection broke */
+    _Atomic uint64_t connects_deferred; /* connections not opened: the server backs off */
     /* Responses by time from submit to response: latency[i] counts those at or under
      * pool_latency_us[i] and over the bound before (the last: over every bound). */
     _Atomic uint64_t latency[POOL_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_sum_us;
 };
+
+/* A request that may be repeated keeps a copy of its bytes here when they fit, else in frame. */
+#define POOL_KEEP_INLINE 48
 
 enum pool_req_state {
     POOL_REQ_NEW,
@@ -107,11 +116,22 @@ struct pool_req {
      */
     struct pool_req *after;
     uint32_t shard; /* set by the owner: pool_cluster_shard()'s value for its key; 0: any server */
-    uint64_t queued_ms;
+    uint64_t since_ms;  /* when it queued, or when it was put on its connection (pool_now_ms) */
     uint64_t submit_us; /* pool_submit() time, for the latency histogram */
     uint16_t tries;
     uint8_t state;     /* enum pool_req_state */
     uint8_t exclusive; /* a lease: wants a whole connection */
+    /*
+     * Set by the owner before pool_submit(): the protocol says the request
+     * may be sent twice (a read-only command). Written behind another request
+     * on a connection that then breaks, it is sent again once on another one
+     * instead of failing; a copy of its bytes is kept meanwhile.
+     */
+    uint8_t may_repeat;
+    uint8_t kept;     /* pool: where a copy of the bytes written is (enum in pool_internal.h) */
+    uint8_t repeated; /* pool: sent again once already */
+    uint8_t keep_len; /* pool: bytes in keep */
+    char keep[POOL_KEEP_INLINE];
 };
 
 TAILQ_HEAD(pool_req_list, pool_req);

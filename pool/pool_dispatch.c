@@ -12,36 +12,70 @@
 
 /* ---- dispatch ---- */
 
-/* The open connection with the fewest requests in flight and room for one more. */
+/*
+ * The open connection with the fewest requests in flight and room for one
+ * more, among those not stalled (pool_conn_stalled, pool_conn_quiet); a
+ * spare one only when no other is left; *late: the best of the stalled ones,
+ * or NULL.
+ */
 static struct pool_conn *
-best_conn(struct pool_server *s, uint64_t now)
+best_conn(struct pool_server *s, uint64_t now, struct pool_conn **late)
 {
     unsigned max = s->cluster->cfg->pool.max_pipeline;
-    struct pool_conn *conn, *best = NULL;
+    struct pool_conn *conn, *best = NULL, *spare = NULL;
 
+    *late = NULL;
     TAILQ_FOREACH(conn, &s->conns, link)
     {
-        if (conn->state == CONN_RETIRING || conn->nfifo >= max) {
-            continue;
+        if (conn->state == CONN_RETIRING || conn->nfifo >= max || (conn->spare && best != NULL)) {
+            continue; /* spares come last (opened last): passed over once another will do */
         }
         if (conn->state == CONN_READY && conn->nfifo == 0 && pool_conn_expired(conn, now)) {
             conn->state = CONN_RETIRING; /* closed by its idle timer or next read */
+            continue;
+        }
+        if (pool_conn_stalled(conn, now) && pool_conn_quiet(conn, now)) {
+            if (*late == NULL || conn->nfifo < (*late)->nfifo) {
+                *late = conn;
+            }
+            continue;
+        }
+        if (conn->spare) {
+            if (spare == NULL || conn->nfifo < spare->nfifo) {
+                spare = conn;
+            }
             continue;
         }
         if (best == NULL || conn->nfifo < best->nfifo) {
             best = conn;
         }
     }
-    return best;
+    return best != NULL ? best : spare;
 }
 
+/*
+ * A connection of s for a new request: one with room that is not stalled,
+ * else a new one (within max_connections, and the backoff), else a stalled
+ * one rather than none. One opened because others are stalled is a spare:
+ * it takes requests only while no other can, so that traffic goes back to
+ * the others (and their batching) once the stall is over.
+ */
 static struct pool_conn *
 conn_for(struct pool_server *s, uint64_t now)
 {
-    struct pool_conn *conn = best_conn(s, now);
+    struct pool_conn *late, *conn = best_conn(s, now, &late);
 
     if (conn == NULL && s->nconns < s->cluster->cfg->pool.max_connections) {
-        conn = pool_conn_open(s, CONN_SHARED);
+        conn = pool_server_dial(s, CONN_SHARED, now);
+        if (conn != NULL && late != NULL) {
+            conn->spare = true;
+        }
+    }
+    if (late != NULL) {
+        if (conn == NULL) {
+            return late;
+        }
+        POOL_STAT_INC(s->cluster->stats->stalls);
     }
     return conn;
 }
@@ -76,11 +110,36 @@ find_conn(struct pool_cluster *c, const struct pool_req *req, const struct pool_
     for (i = 1; conn == NULL && i < c->nservers; i++) {
         struct pool_server *t = c->servers[(start + i) % c->nservers];
 
-        if (t != exclude && pool_server_usable(t, now) && pool_server_takes(c, t, now)) {
+        if (t != exclude && pool_server_takes(c, t, now)) { /* conn_for() minds backoffs */
             conn = conn_for(t, now);
         }
     }
     return conn;
+}
+
+/*
+ * Nothing for req to wait for: every server it may go to backs off after
+ * connect failures, with no connection open or opening and no probe due.
+ */
+static bool
+backing_off(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
+{
+    size_t i;
+
+    if (req->shard != 0) {
+        const struct pool_server *s = c->slots[req->shard - 1];
+
+        return s != NULL && s->nconns == 0 && !pool_server_dialable(s, now);
+    }
+    for (i = 0; i < c->nservers; i++) {
+        const struct pool_server *s = c->servers[i];
+
+        if (s->nconns > 0 || pool_server_coming(s) ||
+            (pool_server_dialable(s, now) && pool_server_takes(c, s, now))) {
+            return false; /* something open or opening to wait for, or a connect may start */
+        }
+    }
+    return true;
 }
 
 /* The shared connection holding the owner's previous unanswered request to req's server, if any. */
@@ -133,7 +192,7 @@ arm_queue_timer(struct pool_cluster *c)
         event_del(c->queue_timer);
         return;
     }
-    due = head->queued_ms + c->cfg->pool.queue.timeout_ms;
+    due = head->since_ms + c->cfg->pool.queue.timeout_ms;
     tv = pool_tv_ms(due > now ? due - now : 0);
     event_add(c->queue_timer, &tv);
 }
@@ -146,7 +205,7 @@ enqueue(struct pool_cluster *c, struct pool_req *req)
     }
     req->state = POOL_REQ_QUEUED;
     req->conn = NULL;
-    req->queued_ms = pool_now_ms();
+    req->since_ms = pool_now_ms();
     TAILQ_INSERT_TAIL(&c->queue, req, link);
     c->nqueued++;
     POOL_STAT_INC(c->stats->queue_depth);
@@ -179,9 +238,14 @@ pool_drain_queue(struct pool_cluster *c, struct pool_conn *room)
     struct pool_req *req, *next;
     bool had = !TAILQ_EMPTY(&c->queue);
 
-    if (room != NULL && (room->kind != CONN_SHARED || room->state != CONN_READY ||
-                         !pool_server_takes(c, room->server, pool_now_ms()))) {
-        room = NULL;
+    if (room != NULL) {
+        uint64_t now = pool_now_ms();
+
+        if (room->kind != CONN_SHARED || room->state != CONN_READY ||
+            !pool_server_takes(c, room->server, now) || room->spare ||
+            (pool_conn_stalled(room, now) && pool_conn_quiet(room, now))) {
+            room = NULL;
+        }
     }
     for (req = TAILQ_FIRST(&c->queue); !c->closing && req != NULL; req = next) {
         struct pool_conn *conn = affine_conn(c, req);
@@ -220,7 +284,7 @@ pool_on_queue_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     while ((req = TAILQ_FIRST(&c->queue)) != NULL &&
-           now - req->queued_ms >= c->cfg->pool.queue.timeout_ms) {
+           now - req->since_ms >= c->cfg->pool.queue.timeout_ms) {
         pool_dequeue(c, req);
         POOL_STAT_INC(c->stats->failed[POOL_QUEUE_TIMEOUT]);
         c->h.failure(req, POOL_QUEUE_TIMEOUT);
@@ -238,6 +302,8 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
     req->submit_us = pool_now_us();
     req->tries = 0;
     req->exclusive = 0;
+    req->kept = KEEP_NONE;
+    req->repeated = 0;
     if (!c->closing && (conn = affine_conn(c, req)) == NULL && !must_wait(c, req)) {
         enum pool_result why = POOL_OK;
 
@@ -247,13 +313,19 @@ pool_submit(struct pool_cluster *c, struct pool_req *req, struct evbuffer *src, 
 
             if (!pool_server_wanted(c, s, now)) {
                 why = POOL_UNHEALTHY;
-            } else if (s->nconns == 0 && !pool_server_usable(s, now)) {
+            } else if (s->nconns == 0 && !pool_server_dialable(s, now)) {
                 why = POOL_CONNECT_FAILED; /* its only server is backing off */
             }
         }
         conn = why == POOL_OK ? find_conn(c, req, NULL) : NULL;
-        if (conn == NULL && why == POOL_OK && pool_cluster_failing_fast(c, pool_now_ms())) {
-            why = POOL_UNHEALTHY;
+        if (conn == NULL && why == POOL_OK) {
+            uint64_t now = pool_now_ms();
+
+            if (pool_cluster_failing_fast(c, now)) {
+                why = POOL_UNHEALTHY;
+            } else if (backing_off(c, req, now)) {
+                why = POOL_CONNECT_FAILED; /* fail fast rather than wait out the backoff */
+            }
         }
         if (why != POOL_OK) {
             evbuffer_drain(src, len); /* fail fast rather than wait for a server */
@@ -285,6 +357,7 @@ lease_from(struct pool_server *s, struct pool_req *req, int *fd)
     {
         if (pool_conn_idle(conn, pool_now_ms())) {
             *fd = conn->fd;
+            conn->fd = -1; /* the lease's now: pool_conn_free() leaves it open */
             pool_conn_detach(conn);
             pool_conn_free(conn);
             POOL_STAT_INC(s->cluster->stats->leases);
@@ -292,7 +365,7 @@ lease_from(struct pool_server *s, struct pool_req *req, int *fd)
             return 1;
         }
     }
-    conn = pool_conn_open(s, CONN_LEASE);
+    conn = pool_server_dial(s, CONN_LEASE, pool_now_ms());
     if (conn == NULL) {
         return -1;
     }
@@ -351,13 +424,61 @@ pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_resul
             }
             if (pool_cluster_failing_fast(c, pool_now_ms())) {
                 result = POOL_UNHEALTHY;
-            } else if (enqueue(c, req) == POOL_OK) {
+            } else if (!backing_off(c, req, pool_now_ms()) && enqueue(c, req) == POOL_OK) {
                 return;
             }
         }
     }
     POOL_STAT_INC(c->stats->failed[result]);
     c->h.failure(req, result);
+}
+
+void
+pool_queue_backoff(struct pool_cluster *c, enum pool_result result)
+{
+    uint64_t now = pool_now_ms();
+    struct pool_req *req, *next;
+
+    for (req = TAILQ_FIRST(&c->queue); req != NULL; req = next) {
+        next = TAILQ_NEXT(req, link);
+        if (!backing_off(c, req, now)) {
+            continue;
+        }
+        pool_dequeue(c, req);
+        POOL_STAT_INC(c->stats->failed[result]);
+        c->h.failure(req, result);
+        next = TAILQ_FIRST(&c->queue); /* the callback may have withdrawn others */
+    }
+    arm_queue_timer(c);
+}
+
+void
+pool_repeat_or_fail(struct pool_cluster *c, struct pool_req *req)
+{
+    req->state = POOL_REQ_NEW;
+    if (req->kept != KEEP_NONE && !req->repeated && !c->closing && c->cfg->retries > 0 &&
+        pool_req_restore(req) == 0) {
+        struct pool_conn *conn = affine_conn(c, req);
+
+        req->repeated = 1;
+        if (conn == NULL && !must_wait(c, req)) {
+            conn = find_conn(c, req, req->last);
+        }
+        if (conn != NULL) {
+            POOL_STAT_INC(c->stats->repeats);
+            pool_conn_assign(conn, req, NULL, 0);
+            return;
+        }
+        if (!pool_cluster_failing_fast(c, pool_now_ms()) && !backing_off(c, req, pool_now_ms()) &&
+            enqueue(c, req) == POOL_OK) {
+            POOL_STAT_INC(c->stats->repeats);
+            return;
+        }
+    }
+    pool_req_unkeep(req);
+    evbuffer_drain(req->frame, evbuffer_get_length(req->frame)); /* restored, not sent again */
+    POOL_STAT_INC(c->stats->failed[POOL_UPSTREAM_ERROR]);
+    c->h.failure(req, POOL_UPSTREAM_ERROR);
 }
 
 int
@@ -383,7 +504,6 @@ pool_cancel(struct pool_req *req)
             conn->nreq--;
             s->inflight--;
             if (conn->kind == CONN_LEASE) {
-                close(conn->fd);
                 pool_conn_free(conn);
                 POOL_STAT_INC(req->cluster->stats->conns_closed);
                 pool_server_reap(s); /* removed by DNS while it connected */

@@ -46,6 +46,8 @@ struct pool_conn {
     bool expect_deadline;       /* pinned: the read deadline watches the owner's replies */
     bool notify_drain;          /* pinned: the owner waits for pin_drained() */
     bool idle_counted;          /* counted in stats->conns_idle */
+    bool looked_quiet;          /* pool_conn_quiet() found no reply bytes in its socket */
+    bool spare;                 /* opened past stalled ones: used only when no other can be */
     int connect_errno;          /* an immediate connect() failure, reported from wev */
     unsigned init_left;         /* setup replies still to come (CONN_HELLO) */
     unsigned expect;            /* pinned: replies the owner waits for */
@@ -59,7 +61,8 @@ struct pool_conn {
     unsigned nfifo;
     uint64_t born;
     uint64_t nreq;
-    unsigned char fstate[POOL_FRAME_STATE_SIZE];
+    uint64_t looked_ms; /* when pool_conn_quiet() last looked at its socket */
+    _Alignas(8) unsigned char fstate[POOL_FRAME_STATE_SIZE]; /* the codec's struct: aligned */
 };
 
 struct pool_server {
@@ -71,14 +74,18 @@ struct pool_server {
     unsigned nconns;
     struct pool_conn_list pinned; /* pinned connections */
     unsigned npinned;
-    unsigned inflight;   /* requests on its connections, for least_request */
-    int64_t current;     /* smooth weighted round-robin */
-    unsigned fails;      /* connect failures in a row */
-    uint64_t down_until; /* ms: no new connections before, unless every server is down */
-    struct event *retry; /* owned: reconnect timer for min_idle */
-    bool fit;            /* its endpoint's health as this worker last acted on it */
-    bool warming;        /* back from down: no traffic until min_idle are ready (or warm_until) */
-    bool gone;           /* DNS dropped it: draining, freed when its last connection closes */
+    unsigned inflight;    /* requests on its connections, for least_request */
+    int64_t current;      /* smooth weighted round-robin */
+    unsigned fails;       /* connect failures in a row */
+    uint64_t down_until;  /* ms: no new connections before, unless every server is down */
+    uint64_t probe_at;    /* ms: while down, a request may open one connection from then on */
+    uint32_t lat_us;      /* typical response time: a moving average one slow reply barely moves */
+    uint32_t stall_ms;    /* pool.stall, or about 4 x lat_us when longer; 0: no guard */
+    uint32_t stall_floor; /* pool.stall */
+    struct event *retry;  /* owned: reconnect timer for min_idle */
+    bool fit;             /* its endpoint's health as this worker last acted on it */
+    bool warming;         /* back from down: no traffic until min_idle are ready (or warm_until) */
+    bool gone;            /* DNS dropped it: draining, freed when its last connection closes */
     uint64_t warm_until;
 };
 
@@ -114,6 +121,20 @@ struct pool_cluster {
 const struct pool_balancer *pool_balancer_for(enum cfg_balance balance);
 /* A server is usable when it is not backing off after connect failures. */
 bool pool_server_usable(const struct pool_server *s, uint64_t now);
+/*
+ * While a server backs off (up to 10 s), requests that want it may still
+ * open one connection per POOL_PROBE_MS: a server that came back is found
+ * within about that, whatever the backoff has grown to.
+ */
+#define POOL_PROBE_MS 1000
+/* A request may open a connection to s now: not backing off, or a probe is due. */
+bool pool_server_dialable(const struct pool_server *s, uint64_t now);
+/*
+ * Open a connection to s for a request (not for min_idle, which waits out
+ * the whole backoff): NULL when s backs off and its probe is not due, or
+ * when no connection can be opened.
+ */
+struct pool_conn *pool_server_dial(struct pool_server *s, enum conn_kind kind, uint64_t now);
 /* Healthy: fit by the shared health, not gone, not warming up. */
 bool pool_server_healthy(const struct pool_server *s, uint64_t now);
 /* Its weight now, times 100: slow start ramps it from 10% over the window. */
@@ -140,8 +161,40 @@ uint64_t pool_now_ms(void);
 uint64_t pool_now_us(void);
 uint64_t pool_random(struct pool_cluster *c);
 
+/*
+ * Head-of-line blocked: the oldest request on conn has waited for its
+ * response past its server's stall_ms (pool.stall, or 4 x its typical
+ * response time). O(1): the FIFO's head and a coarse clock.
+ */
+static inline bool
+pool_conn_stalled(const struct pool_conn *conn, uint64_t now)
+{
+    uint64_t stall = conn->server->stall_ms;
+
+    return stall > 0 && conn->nfifo > 0 && conn->state == CONN_READY &&
+           now - TAILQ_FIRST(&conn->fifo)->since_ms > stall;
+}
+
+/*
+ * For a stalled connection: no reply bytes wait in its socket, so the
+ * upstream, not this worker, is late. One ioctl, at most once per ms.
+ */
+bool pool_conn_quiet(struct pool_conn *conn, uint64_t now);
+
+/* Where a request that may be repeated keeps its bytes (pool_req.kept). */
+enum keep {
+    KEEP_NONE,
+    KEEP_INLINE, /* in pool_req.keep */
+    KEEP_FRAME,  /* in pool_req.frame */
+};
+/* Forget the kept copy (the request was answered or failed). */
+void pool_req_unkeep(struct pool_req *req);
+/* Put the kept copy back in frame, to be written again. Return -1 if it cannot. */
+int pool_req_restore(struct pool_req *req);
+
 /* Connection plumbing shared by pool.c, pool_dispatch.c and pool_pin.c. */
 struct timeval pool_tv_ms(uint64_t ms);
+/* Remove its events, then close its descriptor (unless -1: handed away), then free it. */
 void pool_conn_free(struct pool_conn *conn);
 /* Max lifetime or max requests reached: the connection retires. */
 bool pool_conn_expired(const struct pool_conn *conn, uint64_t now);
@@ -173,6 +226,10 @@ void pool_on_queue_timer(evutil_socket_t fd, short what, void *arg);
 /* Place a request never written again (elsewhere when it can), or fail it. */
 void pool_retry_or_fail(struct pool_cluster *c, struct pool_req *req, enum pool_result result);
 void pool_server_failed(struct pool_server *s);
+/* A connect failed: queued requests whose every server backs off, with nothing open, fail now. */
+void pool_queue_backoff(struct pool_cluster *c, enum pool_result result);
+/* Send a written request again after its connection broke (may_repeat), or fail it. */
+void pool_repeat_or_fail(struct pool_cluster *c, struct pool_req *req);
 
 /* pool_sync.c: servers from the shared health, their health as this worker sees it. */
 int pool_servers_sync(struct pool_cluster *c); /* -1 out of memory: try again at the next sync */

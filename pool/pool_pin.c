@@ -54,11 +54,7 @@ pool_pin(struct pool_cluster *c, uint32_t shard, void *owner, enum pool_result *
         pool_conn_rev_arm(conn);
         pool_maintain(s);
     } else {
-        if (s->nconns == 0 && !pool_server_usable(s, now)) {
-            *why = POOL_CONNECT_FAILED; /* backing off after connect failures */
-            return NULL;
-        }
-        conn = pool_conn_open(s, CONN_PINNED);
+        conn = pool_server_dial(s, CONN_PINNED, now); /* NULL: backing off, or no fd */
         if (conn == NULL) {
             *why = POOL_CONNECT_FAILED;
             return NULL;

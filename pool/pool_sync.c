@@ -87,6 +87,8 @@ server_new(struct pool_cluster *c, struct pool_endpoint *ep)
     s->cfg = ep->cfg;
     s->ep = ep;
     s->fit = pool_endpoint_fit(ep);
+    s->stall_floor = (uint32_t)c->cfg->pool.stall_ms;
+    s->stall_ms = s->stall_floor; /* until replies teach it more */
     TAILQ_INIT(&s->conns);
     TAILQ_INIT(&s->pinned);
     s->retry = evtimer_new(c->base, pool_on_retry, s);
@@ -145,7 +147,6 @@ shed(struct pool_server *s)
         next = TAILQ_NEXT(conn, link);
         if (conn->nfifo == 0 && evbuffer_get_length(conn->out) == 0) {
             pool_conn_detach(conn);
-            close(conn->fd);
             pool_conn_free(conn);
             POOL_STAT_INC(s->cluster->stats->conns_closed);
         } else if (conn->state == CONN_READY) {

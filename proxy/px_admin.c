@@ -302,6 +302,16 @@ metrics_clusters(struct evbuffer *b, const struct px_stats *st, struct pool_stat
        "Upstream connections pinned to one client now (resp MULTI, SUBSCRIBE, blocking).", pinned);
     CF("upstream_connect_failures_total", "counter", "Upstream connects that failed.",
        connect_failures);
+    CF("upstream_stalls_total", "counter",
+       "Requests placed elsewhere than on a connection whose oldest request waited past "
+       "pool.stall (head-of-line blocked).",
+       stalls);
+    CF("request_repeats_total", "counter",
+       "Read-only requests sent again after the connection they were written on broke.", repeats);
+    CF("upstream_connects_deferred_total", "counter",
+       "Connections a request did not open because its server backs off after connect "
+       "failures (it failed fast or went elsewhere).",
+       connects_deferred);
     CF("queue_depth", "gauge", "Requests waiting for an upstream connection now.", queue_depth);
     CF("queued_total", "counter", "Requests that had to wait for an upstream connection.", queued);
     CF("queue_timeouts_total", "counter", "Requests that waited past pool.queue.timeout.",

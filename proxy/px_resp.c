@@ -15,6 +15,7 @@
 #include "pool/pool.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/codec/px_resp_ro.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
 #include "proxy/px_session.h"
@@ -573,6 +574,7 @@ px_resp_submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
 
     req->kind = (uint8_t)kind;
     req->pr.shard = shard;
+    req->pr.may_repeat = px_cmd_may_repeat(px_worker_cmd(s->w)->name); /* docs/pooling.md */
     pool = px_session_pool(s, px_resp_slot(s, shard));
     px_session_chain(s, req, px_resp_slot(s, shard));
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);

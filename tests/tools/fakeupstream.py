@@ -30,6 +30,10 @@ Options that work with every mode that reads frames (not hangup or stall):
                       --after do not count them), and are counted apart from
                       the other frames (stats "health", "health_failed").
                       Without --health-file, "HEALTH" is still answered "OK".
+  --delay-match TEXT  with --mode delay, only frames that contain TEXT wait
+                      --delay-ms; the others are answered at once (in order:
+                      those behind a delayed frame on its connection wait for
+                      it, as a server that answers in order does).
   --rst-every N       every Nth connection accepted (all connections count,
                       health-check ones included, from 1: the Nth, 2Nth, ...)
                       is reset (SO_LINGER 0, abort) when its first frame
@@ -270,7 +274,7 @@ async def serve(reader, writer, args, stats):
                 writer.write(b"\xff\xff\xff\xff" * 4 if args.framing != "line" else b"x" * (1 << 20))
                 await writer.drain()
                 continue
-            if args.mode == "delay":
+            if args.mode == "delay" and (not args.delay_match or args.delay_match.encode() in frame):
                 await asyncio.sleep(args.delay_ms / 1000.0)
             writer.write(tagged(args, frame) if args.framing == "line" else frame)
             await writer.drain()
@@ -296,6 +300,7 @@ async def main():
     p.add_argument("--tag", default=None)
     p.add_argument("--health-file", default="")
     p.add_argument("--rst-every", type=int, default=0)
+    p.add_argument("--delay-match", default="")
     p.add_argument("--stats", default="")
     p.add_argument("--lifetime", type=float, default=300.0)
     args = p.parse_args()

@@ -218,9 +218,13 @@ test_read_deadline_fails_the_connection(void **state)
         assert_int_equal(reqs[i].result, -1);
     }
     pt_run_for(f->base, 250); /* 450 ms in: the 300 ms deadline has passed */
-    for (i = 0; i < 3; i++) {
-        assert_int_equal(reqs[i].result, POOL_TIMEOUT); /* every request on that connection */
+    /* the oldest timed out; those behind it were lost with the connection */
+    assert_int_equal(reqs[0].result, POOL_TIMEOUT);
+    for (i = 1; i < 3; i++) {
+        assert_int_equal(reqs[i].result, POOL_UPSTREAM_ERROR);
     }
+    assert_int_equal(pool_cluster_stats(c)->failed[POOL_TIMEOUT], 1);
+    assert_int_equal(pool_cluster_stats(c)->failed[POOL_UPSTREAM_ERROR], 2);
     assert_int_equal(pool_cluster_conns(c), 0);
     pt_free_reqs(reqs, 3);
     pt_teardown_cluster(f, c);
@@ -558,11 +562,149 @@ test_slow_start_ramps_the_weight(void **state)
     assert_in_range(counts[0], 4500, 5600); /* 50 of 250 */
 }
 
+/* A connection whose oldest request waits past pool.stall takes no one else's requests. */
+static void
+test_stalled_connection_takes_no_new_requests(void **state)
+{
+    struct fixture *f = pt_setup_cluster(4, 8, 10, 1000);
+    struct pool_cluster *c;
+    struct req reqs[3];
+    int i;
+
+    (void)state;
+    f->cfg.pool.stall_ms = 5;
+    c = pt_cluster_new(f, &pt_handler);
+    f->up.silent = true; /* nothing is answered: the first request stalls its connection */
+    pt_req_init(&reqs[0], "slow\n");
+    assert_int_equal(pt_submit(c, &reqs[0]), POOL_OK);
+    pt_run_for(f->base, 30);
+    pt_req_init(&reqs[1], "fast\n");
+    assert_int_equal(pt_submit(c, &reqs[1]), POOL_OK);
+    pt_req_init(&reqs[2], "next\n"); /* the new connection is not stalled: it takes this one */
+    assert_int_equal(pt_submit(c, &reqs[2]), POOL_OK);
+    pt_run_for(f->base, 30);
+    assert_int_equal(f->up.accepted, 2);
+    assert_int_equal(pt_up_find(&f->up, "slow\n"), 0);
+    assert_int_equal(pt_up_find(&f->up, "fast\n"), 1);
+    assert_string_equal(f->up.conns[1].seen, "fast\nnext\n");
+    assert_int_equal(pool_cluster_stats(c)->stalls, 2);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(reqs[i].result, -1);
+    }
+    pt_teardown_cluster(f, c);
+    pt_free_reqs(reqs, 3);
+}
+
+/* Every connection stalled and no more may open: the least loaded stalled one rather than none. */
+static void
+test_stalled_connections_still_serve_at_max_connections(void **state)
+{
+    struct fixture *f = pt_setup_cluster(1, 8, 10, 1000);
+    struct pool_cluster *c;
+    struct req reqs[2];
+
+    (void)state;
+    f->cfg.pool.stall_ms = 5;
+    c = pt_cluster_new(f, &pt_handler);
+    f->up.silent = true;
+    pt_req_init(&reqs[0], "slow\n");
+    assert_int_equal(pt_submit(c, &reqs[0]), POOL_OK);
+    pt_run_for(f->base, 30);
+    pt_req_init(&reqs[1], "fast\n");
+    assert_int_equal(pt_submit(c, &reqs[1]), POOL_OK);
+    pt_run_for(f->base, 30);
+    assert_int_equal(f->up.accepted, 1);
+    assert_string_equal(f->up.conns[0].seen, "slow\nfast\n");
+    assert_int_equal(pool_cluster_stats(c)->queued, 0);
+    pt_teardown_cluster(f, c);
+    pt_free_reqs(reqs, 2);
+}
+
+/*
+ * A read deadline: the head fails as a timeout; behind it, a request that
+ * may be repeated is sent again on a new connection, the other is lost.
+ */
+static void
+test_read_deadline_repeats_what_may_be_repeated(void **state)
+{
+    struct fixture *f = pt_setup_cluster(2, 8, 10, 1000);
+    struct pool_cluster *c;
+    struct req reqs[3];
+    int i;
+
+    (void)state;
+    f->cfg.timeouts.read_ms = 300;
+    c = pt_cluster_new(f, &pt_handler);
+    f->up.silent = true;
+    pt_req_init(&reqs[0], "a\n");
+    pt_req_init(&reqs[1], "b\n");
+    pt_req_init(&reqs[2], "c\n");
+    reqs[1].pr.may_repeat = 1;
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(pt_submit(c, &reqs[i]), POOL_OK);
+    }
+    pt_run_for(f->base, 100);
+    assert_string_equal(f->up.conns[0].seen, "a\nb\nc\n");
+    f->up.silent = false; /* answers from now on: too late for what the first connection read */
+    pt_run_until_done(f->base, reqs, 3);
+    assert_int_equal(reqs[0].result, POOL_TIMEOUT);
+    assert_int_equal(reqs[1].result, POOL_OK);
+    assert_string_equal(reqs[1].reply, "b\n");
+    assert_int_equal(reqs[2].result, POOL_UPSTREAM_ERROR);
+    assert_int_equal(f->up.accepted, 2);
+    assert_string_equal(f->up.conns[1].seen, "b\n");
+    assert_int_equal(pool_cluster_stats(c)->repeats, 1);
+    assert_int_equal(evbuffer_get_length(reqs[1].buf), 0); /* the kept bytes are gone */
+    pt_teardown_cluster(f, c);
+    pt_free_reqs(reqs, 3);
+}
+
+/* A refusing server is backed off under load too: requests fail fast, few connects are made. */
+static void
+test_backoff_holds_under_load(void **state)
+{
+    struct fixture *f = pt_setup_cluster(4, 8, 10, 1000);
+    struct sockaddr_in dead;
+    struct pool_cluster *c;
+    uint64_t until;
+    int n = 0, fast = 0;
+
+    (void)state;
+    pt_refused_addr(&dead);
+    memcpy(&f->addrs[0], &dead, sizeof(dead));
+    f->lens[0] = sizeof(dead);
+    c = pt_cluster_new(f, &pt_handler);
+    until = pt_now_ms() + 1500;
+    while (pt_now_ms() < until) {
+        struct req r;
+
+        pt_req_init(&r, "x\n");
+        if (pt_submit(c, &r) == POOL_CONNECT_FAILED) {
+            fast++;
+        } else {
+            pt_run_until_done(f->base, &r, 1);
+            assert_int_equal(r.result, POOL_CONNECT_FAILED);
+        }
+        pt_free_reqs(&r, 1);
+        pt_run_for(f->base, 2);
+        n++;
+    }
+    /* failures at 0, 0.1, 0.3, 0.7 s and the probe at 1.5 s at the latest */
+    assert_in_range(pool_cluster_stats(c)->connect_failures, 3, 6);
+    assert_true(fast > n / 2);
+    assert_true(pool_cluster_stats(c)->connects_deferred > 0);
+    pt_teardown_cluster(f, c);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_in_order_on_max_connections),
+        cmocka_unit_test(test_stalled_connection_takes_no_new_requests),
+        cmocka_unit_test(test_stalled_connections_still_serve_at_max_connections),
+        cmocka_unit_test(test_read_deadline_repeats_what_may_be_repeated),
+        cmocka_unit_test(test_backoff_holds_under_load),
         cmocka_unit_test(test_counters_shared_by_successive_pools),
         cmocka_unit_test(test_exclusive_connections_queue_the_rest),
         cmocka_unit_test(test_queue_served_in_arrival_order),

@@ -574,12 +574,33 @@ test_shard_requests_go_only_to_their_server(void **state)
         char want[16];
 
         snprintf(want, sizeof(want), "%d:t%d\n", i < 5 ? 2 : 1, i);
+        if (i < 5) { /* server 2 backs off after that hang-up: they fail, never go elsewhere */
+            assert_int_equal(reqs[i].result, POOL_UPSTREAM_ERROR);
+            continue;
+        }
         assert_int_equal(reqs[i].result, POOL_OK);
         assert_string_equal(reqs[i].reply, want);
     }
-    assert_int_equal(pool_cluster_stats(c)->retries, 5); /* retried, on their own server */
-    assert_int_equal(f->up2.accepted, 2);
+    assert_int_equal(pool_cluster_stats(c)->retries, 5);
+    assert_int_equal(f->up2.accepted, 1);
     assert_string_equal(f->up2.conns[0].seen, "AUTH x\n");
+    pt_run_for(f->base, 150); /* past the 100 ms backoff: server 2 is tried again */
+    pt_free_reqs(reqs, 5);
+    for (i = 0; i < 5; i++) {
+        snprintf(text, sizeof(text), "t%d\n", i);
+        pt_req_init(&reqs[i], text);
+        reqs[i].pr.shard = s2;
+        assert_int_equal(pt_submit(c, &reqs[i]), POOL_OK);
+    }
+    pt_run_until_done(f->base, reqs, 5);
+    for (i = 0; i < 5; i++) {
+        char want[16];
+
+        snprintf(want, sizeof(want), "2:t%d\n", i);
+        assert_int_equal(reqs[i].result, POOL_OK);
+        assert_string_equal(reqs[i].reply, want);
+    }
+    assert_int_equal(f->up2.accepted, 2);
     assert_string_equal(f->up2.conns[1].seen, "AUTH x\nt0\nt1\nt2\nt3\nt4\n");
     assert_int_equal(f->up.accepted, 1);
     assert_string_equal(f->up.conns[0].seen, "AUTH x\nt5\nt6\nt7\nt8\nt9\n");
@@ -607,14 +628,15 @@ test_shard_backing_off_fails_fast(void **state)
     }
     assert_int_equal(pt_submit(c, &reqs[0]), POOL_OK); /* not backing off yet: it is tried */
     pt_run_until_done(f->base, reqs, 1);
-    assert_int_equal(reqs[0].result, POOL_CONNECT_FAILED); /* and retried there, not elsewhere */
-    assert_int_equal(pool_cluster_stats(c)->connect_failures, 2);
+    /* its retry finds the server backing off: it fails at once, never elsewhere */
+    assert_int_equal(reqs[0].result, POOL_CONNECT_FAILED);
+    assert_int_equal(pool_cluster_stats(c)->connect_failures, 1);
     assert_int_equal(f->up.accepted, 0);
     /* backing off now: refused at once, bytes taken, no callback */
     assert_int_equal(pt_submit(c, &reqs[1]), POOL_CONNECT_FAILED);
     assert_int_equal(evbuffer_get_length(reqs[1].buf), 0);
     assert_int_equal(pool_cluster_stats(c)->failed[POOL_CONNECT_FAILED], 2);
-    assert_int_equal(pool_cluster_stats(c)->connect_failures, 2); /* no connect tried */
+    assert_int_equal(pool_cluster_stats(c)->connect_failures, 1); /* no connect tried */
     /* the other shard is fine */
     assert_int_equal(pt_submit(c, &reqs[2]), POOL_OK);
     pt_run_until_done(f->base, &reqs[2], 1);
