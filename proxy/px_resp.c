@@ -15,7 +15,6 @@
 #include "pool/pool.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
-#include "proxy/codec/px_resp_ro.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
 #include "proxy/px_session.h"
@@ -574,7 +573,7 @@ px_resp_submit(struct px_session *s, size_t n, uint32_t shard, enum kind kind)
 
     req->kind = (uint8_t)kind;
     req->pr.shard = shard;
-    req->pr.may_repeat = px_cmd_may_repeat(px_worker_cmd(s->w)->name); /* docs/pooling.md */
+    req->pr.may_repeat = px_worker_cmd(s->w)->may_repeat; /* docs/pooling.md */
     pool = px_session_pool(s, px_resp_slot(s, shard));
     px_session_chain(s, req, px_resp_slot(s, shard));
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
@@ -835,6 +834,7 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         return 0;
     }
     info = px_cmd_lookup_upper(cmd->name, strlen(cmd->name));
+    cmd->may_repeat = info != NULL && info->may_repeat;
     if (info != NULL && info->state == PX_ST_REFUSE) {
         px_resp_local_error(s, n, "-ERR sluice: %s is not supported through a proxy", cmd->name);
         return 0;

@@ -57,6 +57,7 @@ struct px_cmd_info {
     int8_t first;
     int8_t last;
     uint8_t step;
+    uint8_t may_repeat; /* only reads: the pool may send it twice (pool_req.may_repeat) */
 };
 
 /* The command named by the len bytes at name (any case), or NULL. */
@@ -78,6 +79,7 @@ struct px_cmd {
     const char *flat;    /* borrowed: the frame, when it is contiguous */
     struct evbuffer *in; /* borrowed: the frame is its first bytes */
     char name[24];       /* arg 0, upper case, NUL-terminated; "" when longer */
+    bool may_repeat;     /* its command only reads (px_cmd_info.may_repeat) */
 };
 
 void px_cmd_deinit(struct px_cmd *cmd);

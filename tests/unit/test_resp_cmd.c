@@ -174,6 +174,29 @@ test_lookup_any_case(void **state)
     assert_int_equal(px_cmd_lookup(LIT("mget"))->split, PX_SPLIT_MGET);
 }
 
+/* Only commands that read and change nothing may be sent twice after a broken connection. */
+static void
+test_may_repeat_only_reads(void **state)
+{
+    static const char *const reads[] = {"GET", "MGET", "HGETALL", "LRANGE", "EXISTS",
+                                        "TTL", "SCAN", "PING",    "EVAL_RO"};
+    static const char *const others[] = {"SET",   "INCR",   "DEL",    "EVAL",  "BLPOP",
+                                         "MULTI", "CLIENT", "GETDEL", "GETEX", "SUBSCRIBE"};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        if (!px_cmd_lookup(reads[i], strlen(reads[i]))->may_repeat) {
+            fail_msg("%s only reads, yet may not be repeated", reads[i]);
+        }
+    }
+    for (i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        if (px_cmd_lookup(others[i], strlen(others[i]))->may_repeat) {
+            fail_msg("%s changes something or blocks, yet may be repeated", others[i]);
+        }
+    }
+}
+
 static void
 test_lookup_refuses(void **state)
 {
@@ -914,6 +937,7 @@ main(void)
         cmocka_unit_test(test_table_sorted_and_upper_case),
         cmocka_unit_test(test_table_key_specs_fit),
         cmocka_unit_test(test_lookup_any_case),
+        cmocka_unit_test(test_may_repeat_only_reads),
         cmocka_unit_test(test_lookup_refuses),
         cmocka_unit_test(test_parse_small_frame),
         cmocka_unit_test(test_parse_every_split),
