@@ -63,8 +63,17 @@ struct px_session {
     unsigned ninflight;
     uint8_t rev_mode;
     bool paused; /* not reading: too much in flight or too much output */
-    bool eof;    /* the client half-closed */
+    bool eof;    /* no more reading: the client half-closed (or we finish); whole frames in
+                    `in` are still cut and answered */
     bool closing;
+    bool hup;          /* resp: EV_CLOSED seen while not reading (a FIN that may be a half-close) */
+    bool cut;          /* process() cut a frame since the last read */
+    bool starved;      /* not reading: over the process-wide buffer budget */
+    uint64_t frame_t0; /* ms: when the partial frame at the end of `in` began; 0: none */
+    uint64_t last_rd;  /* ms: the last read that left a partial frame */
+    uint64_t starved_t0;  /* ms: when reading stopped for the budget */
+    size_t held;          /* bytes of `in` counted in the budget (px_worker_budget_add) */
+    struct event *bev;    /* owned, made when first starved: polls the budget */
     bool flush_queued;    /* wev activated for this turn: one write for the batch */
     struct px_req *last;  /* borrowed: the newest unanswered request (pool_req.after) */
     struct px_resp *resp; /* owned: Redis state, made on the first resp request */

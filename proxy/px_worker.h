@@ -50,6 +50,10 @@ struct px_listener_stats {
         upstream_failures; /* requests that failed upstream (closed, or an error reply) */
     _Atomic uint64_t
         rejected_commands; /* resp: refused by sluice (not allowed, not shardable, auth) */
+    _Atomic uint64_t frame_timeouts;    /* a frame not whole within timeouts.frame (+ min_rate) */
+    _Atomic uint64_t partial_drops;     /* half-closed with a partial frame, which was dropped */
+    _Atomic uint64_t budget_stops;      /* reading stopped: buffers.max reached */
+    _Atomic uint64_t budget_rejections; /* failed: its frame could not fit within buffers.max */
 };
 
 /* The head of a client session or relay, embedded in it: how the worker ends and frees it. */
@@ -124,5 +128,19 @@ void px_worker_add_client(struct px_worker *w, struct px_client *c);
 /* Free a closed client after the current callbacks return (never under one still using it). */
 void px_worker_reap(struct px_worker *w, struct px_client *c);
 unsigned px_worker_id(const struct px_worker *w);
+
+/*
+ * The process-wide budget for client bytes held in partly received frames
+ * (buffers.max), shared by all workers. Sessions report what they hold in
+ * steps (px_worker_budget_add: delta bytes, and +1/-1 as a session starts or
+ * stops holding any), never per read.
+ */
+/* From the main thread: set from cfg (0: auto, from memory and the cgroup limit). */
+void px_worker_budget_set(const struct cfg *cfg);
+uint64_t px_worker_budget_max(void);
+int64_t px_worker_budget_used(void);
+/* Sessions holding bytes now (at least 1 when asked by one that does). */
+unsigned px_worker_budget_holders(void);
+void px_worker_budget_add(int64_t delta, int holders);
 
 #endif
