@@ -77,6 +77,9 @@ account(struct px_session *s)
         return;
     }
     px_worker_budget_add((int64_t)want - (int64_t)s->held, (want != 0) - (s->held != 0));
+    if (want == 0) {
+        px_worker_budget_release(s); /* its frame is whole or gone: the next may go on */
+    }
     s->held = want;
 }
 
@@ -972,8 +975,9 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
     if (s->closing || !s->starved) {
         return;
     }
-    if (px_worker_budget_used() <= (int64_t)(max - max / 8)) {
-        s->starved = false; /* room again: read on (and stop again if it is gone) */
+    /* room again (it stops again if that is gone), or its turn to finish over the budget */
+    if (px_worker_budget_used() <= (int64_t)(max - max / 8) || px_worker_budget_claim(s)) {
+        s->starved = false;
         arm_rev(s);
         if (!s->closing && !s->paused) {
             event_active(&s->rev, EV_READ, 0);
@@ -990,8 +994,9 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Over the budget, the clients holding more than an even share of it stop
- * being read until it has room again; a frame that cannot fit in the whole
- * budget fails at once. Return -1 if the session closed or stopped.
+ * being read until it has room again, but one (px_worker_budget_claim) that
+ * goes on to finish its frame; a frame known not to fit in the whole budget
+ * fails at once. Return -1 if the session closed or stopped.
  */
 static int
 budget_check(struct px_session *s)
@@ -1006,8 +1011,8 @@ budget_check(struct px_session *s)
         budget_reject(s, "request larger than the buffer budget");
         return -1;
     }
-    if (s->held <= max / px_worker_budget_holders()) {
-        return 0; /* not among the largest: it goes on */
+    if (s->held <= max / px_worker_budget_holders() || px_worker_budget_claim(s)) {
+        return 0; /* not among the largest, or its turn to finish over the budget */
     }
     if (s->bev == NULL) {
         s->bev = evtimer_new(px_worker_base(s->w), on_budget_poll, s);

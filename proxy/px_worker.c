@@ -898,6 +898,7 @@ px_worker_id(const struct px_worker *w)
 static _Atomic uint64_t budget_max = UINT64_MAX;
 static _Atomic int64_t budget_used;
 static _Atomic unsigned budget_holders;
+static _Atomic(const void *) budget_token; /* who may go on over the budget */
 
 /* A cgroup's memory limit in bytes, from the file at path; 0: none or unreadable. */
 static uint64_t
@@ -971,4 +972,20 @@ px_worker_budget_add(int64_t delta, int holders)
     if (holders != 0) {
         atomic_fetch_add_explicit(&budget_holders, (unsigned)holders, memory_order_relaxed);
     }
+}
+
+bool
+px_worker_budget_claim(const void *owner)
+{
+    const void *none = NULL;
+
+    return atomic_compare_exchange_strong(&budget_token, &none, owner) || none == owner;
+}
+
+void
+px_worker_budget_release(const void *owner)
+{
+    const void *mine = owner;
+
+    (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
 }

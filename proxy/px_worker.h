@@ -142,5 +142,12 @@ int64_t px_worker_budget_used(void);
 /* Sessions holding bytes now (at least 1 when asked by one that does). */
 unsigned px_worker_budget_holders(void);
 void px_worker_budget_add(int64_t delta, int holders);
+/*
+ * Over the budget, one holder at a time (owner, its holder's address) may
+ * go on reading until its frame is whole, so that held frames always finish:
+ * true if owner has that right now (taken if free).
+ */
+bool px_worker_budget_claim(const void *owner);
+void px_worker_budget_release(const void *owner);
 
 #endif
