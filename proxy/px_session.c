@@ -361,7 +361,7 @@ arm_rev(struct px_session *s)
             event_del(&s->rev);
             s->rev_mode = REV_NONE;
         }
-        if (s->resp != NULL && !s->closing && !s->eof && !s->hup) {
+        if (s->resp != NULL && !s->closing && !s->hup) {
             watch_close(s); /* Redis drops a client that leaves: even one not being read */
         }
         return;
@@ -1105,6 +1105,7 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
         return;
     } else if (n == 0) {
         s->eof = true; /* half-close: answer every whole frame sent, then close */
+        s->hup = true;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         px_session_close(s, strerror(errno));
         return;

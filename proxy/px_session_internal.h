@@ -66,11 +66,11 @@ struct px_session {
     bool eof;    /* no more reading: the client half-closed (or we finish); whole frames in
                     `in` are still cut and answered */
     bool closing;
-    bool hup;          /* resp: EV_CLOSED seen while not reading (a FIN that may be a half-close) */
-    bool cut;          /* process() cut a frame since the last read */
-    bool starved;      /* not reading: over the process-wide buffer budget */
-    uint64_t frame_t0; /* ms: when the partial frame at the end of `in` began; 0: none */
-    uint64_t last_rd;  /* ms: the last read that left a partial frame */
+    bool hup;             /* the client's FIN was seen (read, or EV_CLOSED while not reading) */
+    bool cut;             /* process() cut a frame since the last read */
+    bool starved;         /* not reading: over the process-wide buffer budget */
+    uint64_t frame_t0;    /* ms: when the partial frame at the end of `in` began; 0: none */
+    uint64_t last_rd;     /* ms: the last read that left a partial frame */
     uint64_t starved_t0;  /* ms: when reading stopped for the budget */
     size_t held;          /* bytes of `in` counted in the budget (px_worker_budget_add) */
     struct event *bev;    /* owned, made when first starved: polls the budget */
