@@ -977,6 +977,9 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
     }
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
     if (px_worker_budget_used() <= (int64_t)(max - max / 8) || px_worker_budget_claim(s)) {
+        if (s->frame_t0 != 0) {
+            s->frame_t0 += now_ms() - s->starved_t0; /* its deadline does not run meanwhile */
+        }
         s->starved = false;
         arm_rev(s);
         if (!s->closing && !s->paused) {
@@ -1068,10 +1071,13 @@ after_read(struct px_session *s)
         }
         s->last_rd = now;
     }
+    if (s->cut && s->held != 0) {
+        px_worker_budget_release(s); /* a frame finished: another holder's turn */
+    }
     s->cut = false;
     if (len != s->held) {
         account(s);
-        if (s->held > 0 && budget_check(s) == -1) {
+        if (s->held > 0 && !s->starved && budget_check(s) == -1) {
             return;
         }
     }
