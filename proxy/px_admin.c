@@ -3,6 +3,7 @@
 #include "config/cfg_arena.h"
 #include "pool/pool.h"
 #include "pool/pool_health.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_gen.h"
 #include "proxy/px_log.h"
 #include "proxy/px_server.h"
@@ -192,10 +193,10 @@ metrics_listeners(struct evbuffer *b, const struct px_stats *st, struct px_liste
     family(b, "client_buffered_bytes", "gauge",
            "Client bytes held in partly received frames, counted in steps of 64 KiB.");
     (void)evbuffer_add_printf(b, "sluice_client_buffered_bytes %lld\n",
-                              (long long)px_worker_budget_used());
+                              (long long)px_budget_used());
     family(b, "client_buffer_limit_bytes", "gauge", "buffers.max in effect.");
     (void)evbuffer_add_printf(b, "sluice_client_buffer_limit_bytes %llu\n",
-                              (unsigned long long)px_worker_budget_max());
+                              (unsigned long long)px_budget_max());
 }
 
 /* Request outcomes by result: the pool's results grouped as DESIGN.md names them. */

@@ -6,6 +6,7 @@
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_codec_resp.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_resp.h"
 #include "proxy/px_resp_shard.h"
@@ -55,34 +56,6 @@ tv_ms(uint64_t ms)
     return tv;
 }
 
-/* ---- the buffer budget ---- */
-
-/*
- * What s->in holds counts in the process-wide budget (buffers.max) once it
- * reaches BUDGET_STEP, and is reported again only when it moved by a step
- * (or to nothing): frames smaller than a step cost no shared write at all.
- */
-#define BUDGET_STEP ((size_t)64 << 10)
-#define BUDGET_POLL_MS 20
-#define BUDGET_WAIT_MS 5000 /* longest wait for room when timeouts.frame is 0 */
-
-static void
-account(struct px_session *s)
-{
-    size_t len = len_of(s->in);
-    size_t want = len >= BUDGET_STEP ? len : 0;
-
-    if (want == s->held || (want != 0 && s->held != 0 && want < s->held + BUDGET_STEP &&
-                            s->held < want + BUDGET_STEP)) {
-        return;
-    }
-    px_worker_budget_add((int64_t)want - (int64_t)s->held, (want != 0) - (s->held != 0));
-    if (want == 0) {
-        px_worker_budget_release(s); /* its frame is whole or gone: the next may go on */
-    }
-    s->held = want;
-}
-
 /* Drop what s->in holds (nothing more of it will be answered). */
 static void
 drop_input(struct px_session *s)
@@ -91,7 +64,7 @@ drop_input(struct px_session *s)
         evbuffer_drain(s->in, evbuffer_get_length(s->in));
     }
     s->frame_t0 = 0;
-    account(s);
+    px_budget_account(s);
 }
 
 /* ---- requests ---- */
@@ -232,8 +205,6 @@ client_close(struct px_client *c, const char *why)
     px_session_close(px_container_of(c, struct px_session, head), why);
 }
 
-static void arm_rev(struct px_session *s);
-
 /*
  * As a half-close: no more reading; the whole frames already read are still
  * cut and answered (a partial one is dropped), then the session ends.
@@ -251,7 +222,7 @@ client_drain(struct px_client *c)
         px_session_close(s, "shutting down");
         return;
     }
-    arm_rev(s);
+    px_session_arm_read(s);
     if (len_of(s->in) > 0 && !s->paused) {
         event_active(&s->rev, EV_READ, 0); /* cut what is whole; reading is over */
     }
@@ -347,8 +318,8 @@ watch_close(struct px_session *s)
     (void)event_add(s->cev, NULL);
 }
 
-static void
-arm_rev(struct px_session *s)
+void
+px_session_arm_read(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
     enum rev_mode mode = REV_IDLE;
@@ -553,7 +524,7 @@ px_session_deliver(struct px_session *s, bool moved)
         s->paused = false;
         event_active(&s->rev, EV_READ, 0);
     } else if (!s->paused) {
-        arm_rev(s);
+        px_session_arm_read(s);
     }
 }
 
@@ -640,7 +611,7 @@ px_session_finish(struct px_session *s)
 {
     s->eof = true;
     drop_input(s);
-    arm_rev(s);
+    px_session_arm_read(s);
     if (s->ninflight == 0 && len_of(s->out) == 0) {
         px_session_close(s, "finished");
     } else if (s->out != NULL && !s->flush_queued) {
@@ -759,7 +730,7 @@ process(struct px_session *s)
             }
             if (rc == 1) {
                 s->paused = true;
-                arm_rev(s);
+                px_session_arm_read(s);
                 return;
             }
             if (s->paused) {
@@ -795,7 +766,7 @@ process(struct px_session *s)
             }
             if (rc == 1) { /* waits until what is in flight is answered */
                 s->paused = true;
-                arm_rev(s);
+                px_session_arm_read(s);
                 return;
             }
             if (s->paused) {
@@ -811,7 +782,7 @@ process(struct px_session *s)
     if (s->ninflight >= cfg->max_inflight || len_of(s->out) > OUT_HIGH) {
         s->paused = true;
     }
-    arm_rev(s);
+    px_session_arm_read(s);
 }
 
 /* Whether the partial frame at the end of s->in is past its deadline (timeouts.frame, min_rate). */
@@ -934,106 +905,6 @@ on_request_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/*
- * Fail s for the budget: a resp client gets an error reply in the place of
- * the frame (after the replies it is owed), the others are closed.
- */
-static void
-budget_reject(struct px_session *s, const char *why)
-{
-    struct px_log_ctx ctx;
-    char peer[PX_PEER_LEN];
-
-    px_listener_log_ctx(s->l, s->fd, &ctx, peer);
-    POOL_STAT_INC(px_listener_stats(s->l)->budget_rejections);
-    px_log_info("session", &ctx,
-                "%s (%zu bytes of a frame held, buffers.max %llu); closing the client", why,
-                len_of(s->in), (unsigned long long)px_worker_budget_max());
-    if (px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP) {
-        struct px_req *req = px_session_req_new(s);
-
-        evbuffer_add_printf(req->buf, "-ERR sluice: %s\r\n", why);
-        req->done = true;
-        if (px_session_ensure_out(s) == 0) {
-            px_session_deliver(s, false);
-            px_session_finish(s);
-        }
-        return;
-    }
-    px_session_close(s, NULL);
-}
-
-static void
-on_budget_poll(evutil_socket_t fd, short what, void *arg)
-{
-    struct px_session *s = arg;
-    uint64_t max = px_worker_budget_max(), wait = px_listener_cfg(s->l)->timeouts.frame_ms;
-    struct timeval tv = tv_ms(BUDGET_POLL_MS);
-
-    (void)fd;
-    (void)what;
-    if (s->closing || !s->starved) {
-        return;
-    }
-    /* room again (it stops again if that is gone), or its turn to finish over the budget */
-    if (px_worker_budget_used() <= (int64_t)(max - max / 8) || px_worker_budget_claim(s)) {
-        if (s->frame_t0 != 0) {
-            s->frame_t0 += now_ms() - s->starved_t0; /* its deadline does not run meanwhile */
-        }
-        s->starved = false;
-        arm_rev(s);
-        if (!s->closing && !s->paused) {
-            event_active(&s->rev, EV_READ, 0);
-        }
-        return;
-    }
-    if (now_ms() - s->starved_t0 > (wait > 0 ? wait : BUDGET_WAIT_MS)) {
-        s->starved = false;
-        budget_reject(s, "no room for the request in the buffer budget");
-        return;
-    }
-    (void)event_add(s->bev, &tv);
-}
-
-/*
- * Over the budget, the clients holding more than an even share of it stop
- * being read until it has room again, but one (px_worker_budget_claim) that
- * goes on to finish its frame; a frame known not to fit in the whole budget
- * fails at once. Return -1 if the session closed or stopped.
- */
-static int
-budget_check(struct px_session *s)
-{
-    uint64_t max = px_worker_budget_max();
-    struct timeval tv = tv_ms(BUDGET_POLL_MS);
-
-    if (px_worker_budget_used() <= (int64_t)max) {
-        return 0;
-    }
-    if (px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP && s->fst.scanned > max) {
-        budget_reject(s, "request larger than the buffer budget");
-        return -1;
-    }
-    if (s->held <= max / px_worker_budget_holders() || px_worker_budget_claim(s)) {
-        return 0; /* not among the largest, or its turn to finish over the budget */
-    }
-    if (s->bev == NULL) {
-        s->bev = evtimer_new(px_worker_base(s->w), on_budget_poll, s);
-        if (s->bev == NULL) {
-            px_session_close(s, "cannot create the budget timer");
-            return -1;
-        }
-    }
-    POOL_STAT_INC(px_listener_stats(s->l)->budget_stops);
-    s->starved = true;
-    s->starved_t0 = now_ms();
-    arm_rev(s);
-    if (event_add(s->bev, &tv) == -1) {
-        px_session_close(s, "cannot arm the budget timer");
-    }
-    return -1;
-}
-
 /* After a read: the client's FIN, the partial frame's deadline, the budget. */
 static void
 after_read(struct px_session *s)
@@ -1052,7 +923,7 @@ after_read(struct px_session *s)
                         "client half-closed with a partial frame; %zu bytes dropped", len);
             drop_input(s);
         }
-        account(s);
+        px_budget_account(s);
         if (len_of(s->in) == 0 && s->ninflight == 0 && len_of(s->out) == 0) {
             px_session_close(s, "client closed");
         }
@@ -1072,12 +943,12 @@ after_read(struct px_session *s)
         s->last_rd = now;
     }
     if (s->cut && s->held != 0) {
-        px_worker_budget_release(s); /* a frame finished: another holder's turn */
+        px_budget_frame_done(s); /* another holder's turn */
     }
     s->cut = false;
     if (len != s->held) {
-        account(s);
-        if (s->held > 0 && !s->starved && budget_check(s) == -1) {
+        px_budget_account(s);
+        if (s->held > 0 && !s->starved && px_budget_check(s) == -1) {
             return;
         }
     }
@@ -1151,5 +1022,5 @@ px_session_start(struct px_listener *l, int fd)
     s->head.drain = client_drain;
     s->head.free = client_free;
     px_worker_add_client(w, &s->head);
-    arm_rev(s);
+    px_session_arm_read(s);
 }

@@ -97,6 +97,8 @@ void px_req_unlink_after(struct px_req *req);
 int px_session_ensure_out(struct px_session *s);
 void px_session_deliver(struct px_session *s, bool moved);
 void px_session_arm_timer(struct px_session *s);
+/* Read the client, with the deadline of its state, or stop reading it (paused, starved, eof). */
+void px_session_arm_read(struct px_session *s);
 /* Stop reading; close once every reply is written. */
 void px_session_finish(struct px_session *s);
 

@@ -4,6 +4,7 @@
 #include "pool/pool_health.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_gen.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
@@ -659,7 +660,7 @@ px_worker_poke(struct px_worker *w)
 int
 px_worker_apply(struct px_worker *w, const struct px_plan *p)
 {
-    px_worker_budget_set(p->gen->cfg);
+    px_budget_set(p->gen->cfg);
     if (!w->started) {
         return apply(w, p);
     }
@@ -891,101 +892,4 @@ unsigned
 px_worker_id(const struct px_worker *w)
 {
     return w->id;
-}
-
-/* ---- the client buffer budget ---- */
-
-static _Atomic uint64_t budget_max = UINT64_MAX;
-static _Atomic int64_t budget_used;
-static _Atomic unsigned budget_holders;
-static _Atomic(const void *) budget_token; /* who may go on over the budget */
-
-/* A cgroup's memory limit in bytes, from the file at path; 0: none or unreadable. */
-static uint64_t
-cgroup_limit(const char *path)
-{
-    char text[32] = "";
-    FILE *f = fopen(path, "r");
-    unsigned long long v;
-    char *end;
-
-    if (f == NULL) {
-        return 0;
-    }
-    if (fgets(text, sizeof(text), f) == NULL) {
-        text[0] = '\0';
-    }
-    fclose(f);
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) {
-        return 0; /* "max": no limit */
-    }
-    return (uint64_t)v;
-}
-
-void
-px_worker_budget_set(const struct cfg *cfg)
-{
-    uint64_t max = cfg->buffers.max;
-
-    if (max == 0) {
-        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-        uint64_t mem = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 4ull << 30;
-        uint64_t lim = cgroup_limit("/sys/fs/cgroup/memory.max");
-
-        if (lim == 0) {
-            lim = cgroup_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-        }
-        if (lim != 0 && lim < mem) {
-            mem = lim;
-        }
-        max = mem / 4;
-    }
-    atomic_store_explicit(&budget_max, max, memory_order_relaxed);
-}
-
-uint64_t
-px_worker_budget_max(void)
-{
-    return atomic_load_explicit(&budget_max, memory_order_relaxed);
-}
-
-int64_t
-px_worker_budget_used(void)
-{
-    return atomic_load_explicit(&budget_used, memory_order_relaxed);
-}
-
-unsigned
-px_worker_budget_holders(void)
-{
-    unsigned n = atomic_load_explicit(&budget_holders, memory_order_relaxed);
-
-    return n > 0 ? n : 1;
-}
-
-void
-px_worker_budget_add(int64_t delta, int holders)
-{
-    atomic_fetch_add_explicit(&budget_used, delta, memory_order_relaxed);
-    if (holders != 0) {
-        atomic_fetch_add_explicit(&budget_holders, (unsigned)holders, memory_order_relaxed);
-    }
-}
-
-bool
-px_worker_budget_claim(const void *owner)
-{
-    const void *none = NULL;
-
-    return atomic_compare_exchange_strong(&budget_token, &none, owner) || none == owner;
-}
-
-void
-px_worker_budget_release(const void *owner)
-{
-    const void *mine = owner;
-
-    (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
 }

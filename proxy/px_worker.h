@@ -129,25 +129,4 @@ void px_worker_add_client(struct px_worker *w, struct px_client *c);
 void px_worker_reap(struct px_worker *w, struct px_client *c);
 unsigned px_worker_id(const struct px_worker *w);
 
-/*
- * The process-wide budget for client bytes held in partly received frames
- * (buffers.max), shared by all workers. Sessions report what they hold in
- * steps (px_worker_budget_add: delta bytes, and +1/-1 as a session starts or
- * stops holding any), never per read.
- */
-/* From the main thread: set from cfg (0: auto, from memory and the cgroup limit). */
-void px_worker_budget_set(const struct cfg *cfg);
-uint64_t px_worker_budget_max(void);
-int64_t px_worker_budget_used(void);
-/* Sessions holding bytes now (at least 1 when asked by one that does). */
-unsigned px_worker_budget_holders(void);
-void px_worker_budget_add(int64_t delta, int holders);
-/*
- * Over the budget, one holder at a time (owner, its holder's address) may
- * go on reading until its frame is whole, so that held frames always finish:
- * true if owner has that right now (taken if free).
- */
-bool px_worker_budget_claim(const void *owner);
-void px_worker_budget_release(const void *owner);
-
 #endif
