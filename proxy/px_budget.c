@@ -151,7 +151,7 @@ release(const void *owner)
  * reaches BUDGET_STEP, and is reported again only when it moved by a step
  * (or to nothing): frames smaller than a step cost no shared write at all.
  */
-#define BUDGET_STEP ((size_t)64 << 10)
+#define BUDGET_STEP PX_BUDGET_STEP
 #define BUDGET_POLL_MS 20
 #define BUDGET_WAIT_MS 5000 /* longest wait for room when timeouts.frame is 0 */
 
@@ -220,7 +220,7 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
-    if (px_budget_used() <= (int64_t)(max - max / 8) || claim(s)) {
+    if (px_budget_used() <= (int64_t)(max - max / 8) || (s->sent == 0 && claim(s))) {
         if (s->frame_t0 != 0) {
             s->frame_t0 += now_ms() - s->starved_t0; /* its deadline does not run meanwhile */
         }
@@ -258,7 +258,7 @@ px_budget_check(struct px_session *s)
         budget_reject(s, "request larger than the buffer budget");
         return -1;
     }
-    if (s->held <= max / holders() || claim(s)) {
+    if (s->held + s->sent <= max / holders() || (s->sent == 0 && claim(s))) {
         return 0; /* not among the largest, or its turn to finish over the budget */
     }
     if (s->bev == NULL) {
@@ -276,4 +276,25 @@ px_budget_check(struct px_session *s)
         px_session_close(s, "cannot arm the budget timer");
     }
     return -1;
+}
+
+void
+px_budget_charge(struct px_session *s, struct px_req *req, size_t n)
+{
+    if (req == NULL || req->charged != 0 || n < BUDGET_STEP) {
+        return;
+    }
+    add((int64_t)n, 0);
+    req->charged = (uint32_t)n;
+    s->sent += n;
+}
+
+void
+px_budget_uncharge(struct px_req *req)
+{
+    add(-(int64_t)req->charged, 0);
+    if (req->s != NULL) {
+        req->s->sent -= req->charged;
+    }
+    req->charged = 0;
 }

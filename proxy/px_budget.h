@@ -11,9 +11,14 @@
  * a frame that cannot fit fails its client (resp: -ERR, then close).
  */
 
+#include <stddef.h>
 #include <stdint.h>
 
+/* Buffers and requests under this size are not counted. */
+#define PX_BUDGET_STEP ((size_t)64 << 10)
+
 struct cfg;
+struct px_req;
 struct px_session;
 
 /* From the main thread: buffers.max of cfg (0: a quarter of memory or of the cgroup's limit). */
@@ -29,5 +34,12 @@ void px_budget_frame_done(struct px_session *s);
 /* After s->in grew past a step: stop s or fail it if over the budget. -1 if it stopped or closed.
  */
 int px_budget_check(struct px_session *s);
+/*
+ * req (of s, may be NULL) carries a whole frame of n bytes upstream: it
+ * counts until it is answered or gone (px_budget_uncharge), as its bytes may
+ * wait in an upstream connection's buffer meanwhile.
+ */
+void px_budget_charge(struct px_session *s, struct px_req *req, size_t n);
+void px_budget_uncharge(struct px_req *req);
 
 #endif

@@ -121,6 +121,9 @@ px_req_unlink_after(struct px_req *req)
 void
 px_req_release(struct px_req *req)
 {
+    if (req->charged != 0) {
+        px_budget_uncharge(req);
+    }
     px_req_unlink_after(req);
     evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
     free(req->aux);
@@ -689,6 +692,9 @@ submit(struct px_session *s, size_t n)
     pool = px_session_pool(s, &s->last);
     px_session_chain(s, req, &s->last);
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
+    if (n >= PX_BUDGET_STEP) {
+        px_budget_charge(s, req, n);
+    }
     rc = pool_submit(pool, &req->pr, src, n);
     if (rc != POOL_OK) {
         struct px_log_ctx ctx;
@@ -728,6 +734,9 @@ process(struct px_session *s)
             if (rc == -1 || s->closing) {
                 return;
             }
+            if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
+                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
+            }
             if (rc == 1) {
                 s->paused = true;
                 px_session_arm_read(s);
@@ -763,6 +772,9 @@ process(struct px_session *s)
             s->cut = true;
             if (rc == -1 || s->closing) {
                 return;
+            }
+            if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
+                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
             }
             if (rc == 1) { /* waits until what is in flight is answered */
                 s->paused = true;

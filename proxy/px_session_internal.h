@@ -32,6 +32,7 @@ struct px_req {
     void *aux;                /* owned: codec data (a split command's key order) */
     uint64_t t0;              /* ms: when the request was complete; PX_NO_DEADLINE: exempt */
     uint32_t nfrags;          /* fragments not yet answered */
+    uint32_t charged;         /* bytes of it counted in the buffer budget until answered */
     uint8_t kind;             /* codec's: what the reply does (px_resp.c) */
     bool done;
 };
@@ -72,7 +73,8 @@ struct px_session {
     uint64_t frame_t0;    /* ms: when the partial frame at the end of `in` began; 0: none */
     uint64_t last_rd;     /* ms: the last read that left a partial frame */
     uint64_t starved_t0;  /* ms: when reading stopped for the budget */
-    size_t held;          /* bytes of `in` counted in the budget (px_worker_budget_add) */
+    size_t held;          /* bytes of `in` counted in the budget (px_budget.c) */
+    size_t sent;          /* bytes of its unanswered requests counted there (px_req.charged) */
     struct event *bev;    /* owned, made when first starved: polls the budget */
     bool flush_queued;    /* wev activated for this turn: one write for the batch */
     struct px_req *last;  /* borrowed: the newest unanswered request (pool_req.after) */

@@ -180,3 +180,40 @@ def test_auto_budget_is_a_quarter_of_memory_at_most(upstream, sluice):
     mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < limit <= mem // 4
     assert p.stop() == 0
+
+
+def test_whole_frames_waiting_for_a_stalled_upstream_count_too(upstream, sluice):
+    """Whole frames sent upstream count until answered: a client pipelining 1 MiB frames
+    to an upstream that reads nothing is stopped near the budget, not buffered for."""
+    up = upstream(mode="stall", framing="length4")
+    port = free_port()
+    codec = "{ type: length, field_size: 4, max_frame: 2MiB }"
+    p = sluice("buffers: { max: 4MiB }\n" + front_back_config(
+        port, [up.port], codec=codec, timeouts="request: 3s, frame: 3s",
+        pool="min_idle: 1, max_connections: 1"))
+    wait_port(port)
+    before = rss_kib(p.p.pid)
+    peak = PeakRss(p.p.pid)
+    frame = struct.pack(">I", 1 << 20) + b"f" * (1 << 20)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setblocking(False)
+    sent, data = 0, frame * 48
+    deadline = time.monotonic() + 4
+    while sent < len(data) and time.monotonic() < deadline:
+        try:
+            sent += s.send(data[sent:sent + (1 << 20)])
+        except BlockingIOError:
+            time.sleep(0.01)
+        except OSError:
+            break
+    grew = peak.stop() - before
+    s.close()
+    if not SANITIZED:
+        assert grew < 20 << 10, "sluice grew by %d KiB with a 4 MiB budget" % grew
+    assert sent < len(data)  # sluice stopped reading it
+    deadline = time.monotonic() + 10  # the stalled connection's deadline fails what it held
+    while metric(p, "sluice_client_buffered_bytes") != 0:
+        assert time.monotonic() < deadline, metric(p, "sluice_client_buffered_bytes")
+        time.sleep(0.1)
+    assert p.stop() == 0
+    assert stats_sum(p, "listener", "budget_stops") >= 1
