@@ -145,8 +145,9 @@ static const struct cfg_key buffers_keys[] = {
      .def = "0",
      .min = 0,
      .max = (int64_t)1 << 50,
-     .doc = "Process-wide ceiling on client bytes held in partly received frames. Past it, "
-            "sluice stops reading the clients holding the most until it is back under; a frame "
+     .doc = "Process-wide ceiling on client request bytes held: partly received frames, and "
+            "whole ones of 64KiB or more until answered. Past it, sluice stops reading the "
+            "clients holding the most until it is back under; a frame "
             "that cannot fit, or waits too long, fails its client (resp: -ERR, then close). "
             "0: auto, a quarter of physical memory or of the cgroup's memory limit if lower."},
 };
