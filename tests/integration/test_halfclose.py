@@ -54,6 +54,24 @@ def test_resp_pipeline_then_fin_gets_every_reply(procs, tmp_path, sluice):
     stop_clean(p)
 
 
+def test_resp_fin_while_paused_by_unread_replies_gets_every_reply(procs, tmp_path, sluice):
+    """Replies past the output watermark (1 MiB) pause reading; the FIN comes meanwhile."""
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice(resp_config(port, [r.port]))
+    wait_port(port)
+    value = b"w" * (64 << 10)
+    setter = socket.create_connection(("127.0.0.1", port), timeout=10)
+    setter.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nwide\r\n$%d\r\n%s\r\n" % (len(value), value))
+    assert setter.recv(100) == b"+OK\r\n"
+    setter.close()
+    reply = b"$%d\r\n%s\r\n" % (len(value), value)
+    for round_ in range(3):
+        got = pipeline_then_fin(port, b"*2\r\n$3\r\nGET\r\n$4\r\nwide\r\n" * 100)
+        assert got == reply * 100, "round %d: %d of %d bytes" % (round_, len(got), len(reply) * 100)
+    stop_clean(p)
+
+
 def test_line_pipeline_then_fin_gets_every_reply(upstream, sluice):
     up = upstream()
     port = free_port()
