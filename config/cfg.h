@@ -147,10 +147,17 @@ struct cfg_shutdown {
     uint64_t drain_timeout_ms;
 };
 
+/* Client bytes held in partly received frames, across the process. */
+struct cfg_buffers {
+    uint64_t max; /* 0: auto (a quarter of memory or of the cgroup's limit) */
+};
+
 struct cfg_listener_timeouts {
     uint64_t idle_ms;
     uint64_t read_ms;
     uint64_t request_ms;
+    uint64_t frame_ms; /* a whole frame, from its first byte (plus what min_rate allows) */
+    uint64_t min_rate; /* bytes per second a large frame is allowed beyond frame_ms */
 };
 
 struct cfg_tls_server {
@@ -314,6 +321,7 @@ struct cfg {
     struct cfg_log log;
     struct cfg_admin admin;
     struct cfg_shutdown shutdown;
+    struct cfg_buffers buffers;
     struct cfg_listener *listeners;
     size_t nlisteners;
     struct cfg_cluster *clusters;

@@ -148,6 +148,21 @@ static const struct cfg_key shutdown_keys[] = {
 };
 static TABLE(shutdown_table, "shutdown", shutdown_keys);
 
+static const struct cfg_key buffers_keys[] = {
+    {.name = "max",
+     .kind = CFG_K_SIZE,
+     .off = offsetof(struct cfg_buffers, max),
+     .def = "0",
+     .min = 0,
+     .max = (int64_t)1 << 50,
+     .doc = "Process-wide ceiling on client request bytes held: partly received frames, and "
+            "whole ones of 64KiB or more until answered. Past it, sluice stops reading the "
+            "clients holding the most until it is back under; a frame "
+            "that cannot fit, or waits too long, fails its client (resp: -ERR, then close). "
+            "0: auto, a quarter of physical memory or of the cgroup's memory limit if lower."},
+};
+static TABLE(buffers_table, "buffers", buffers_keys);
+
 /* ---- codecs ---- */
 
 #define LINE_BIT CFG_CODEC_BIT(CFG_CODEC_LINE)
@@ -241,6 +256,17 @@ static const struct cfg_key listener_timeout_keys[] = {
         "(its requests in flight are orphaned: their responses are read and dropped); a resp "
         "client gets -ERR sluice: request timeout in that request's place instead and stays, "
         "unless it is pinned. Blocking Redis commands are exempt. 0 disables."),
+    DUR(struct cfg_listener_timeouts, "frame", frame_ms, "5s", 0,
+        "Longest time from a frame's first byte to its last, plus what min_rate allows for its "
+        "size (a client trickling bytes is cut however short its gaps). 0 disables."),
+    {.name = "min_rate",
+     .kind = CFG_K_SIZE,
+     .off = offsetof(struct cfg_listener_timeouts, min_rate),
+     .def = "64KiB",
+     .min = 0,
+     .max = GiB,
+     .doc = "Bytes per second a large frame may be sent at: each byte received so far adds "
+            "1/min_rate s to the frame's deadline. 0: no allowance, the frame deadline alone."},
 };
 static TABLE(listener_timeouts_table, "listeners[].timeouts", listener_timeout_keys);
 
@@ -559,5 +585,6 @@ static const struct cfg_key root_keys[] = {
          CFG_F_SCALAR_ELEM,
          "DNS servers for servers given by hostname, each written as \"ip:port\" (or as "
          "{address: ip:port}). Empty: the system's, from /etc/resolv.conf."),
+    BLOCK(struct cfg, "buffers", CFG_K_BLOCK, buffers, buffers_table, "Client buffer memory."),
 };
 TABLE(cfg_root_table, "", root_keys);

@@ -3,6 +3,7 @@
 #include "config/cfg_arena.h"
 #include "pool/pool.h"
 #include "pool/pool_health.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_gen.h"
 #include "proxy/px_log.h"
 #include "proxy/px_server.h"
@@ -210,7 +211,8 @@ metrics_listeners(struct evbuffer *b, const struct px_stats *st, struct px_liste
        "resp: commands refused by sluice (not allowed, not shardable, authentication).",
        rejected_commands);
     family(b, "client_timeouts_total", "counter",
-           "Client deadlines that expired, by kind: idle, read (partial frame), request, write.");
+           "Client deadlines that expired, by kind: idle, read (partial frame), request, write, "
+           "frame.");
     for (i = 0; i < st->nlisteners; i++) {
         const char *n = st->listeners[i]->name;
 
@@ -219,7 +221,22 @@ metrics_listeners(struct evbuffer *b, const struct px_stats *st, struct px_liste
         sample(b, "client_timeouts_total", "listener", n, "kind", "request",
                V(ls[i].request_timeouts));
         sample(b, "client_timeouts_total", "listener", n, "kind", "write", V(ls[i].write_timeouts));
+        sample(b, "client_timeouts_total", "listener", n, "kind", "frame", V(ls[i].frame_timeouts));
     }
+    LF("client_partial_frames_dropped_total", "counter",
+       "Clients that half-closed in the middle of a frame; the partial frame was dropped.",
+       partial_drops);
+    LF("client_budget_stops_total", "counter",
+       "Times a client stopped being read because buffers.max was reached.", budget_stops);
+    LF("client_budget_rejections_total", "counter",
+       "Clients failed because their frame could not fit within buffers.max.", budget_rejections);
+    family(b, "client_buffered_bytes", "gauge",
+           "Client bytes held in partly received frames, counted in steps of 64 KiB.");
+    (void)evbuffer_add_printf(b, "sluice_client_buffered_bytes %lld\n",
+                              (long long)px_budget_used());
+    family(b, "client_buffer_limit_bytes", "gauge", "buffers.max in effect.");
+    (void)evbuffer_add_printf(b, "sluice_client_buffer_limit_bytes %llu\n",
+                              (unsigned long long)px_budget_max());
 }
 
 /* Request outcomes by result: the pool's results grouped into the labels /metrics documents. */

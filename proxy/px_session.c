@@ -6,6 +6,7 @@
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_codec_resp.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_resp.h"
 #include "proxy/px_resp_shard.h"
@@ -53,6 +54,17 @@ tv_ms(uint64_t ms)
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
     return tv;
+}
+
+/* Drop what s->in holds (nothing more of it will be answered). */
+static void
+drop_input(struct px_session *s)
+{
+    if (s->in != NULL) {
+        evbuffer_drain(s->in, evbuffer_get_length(s->in));
+    }
+    s->frame_t0 = 0;
+    px_budget_account(s);
 }
 
 /* ---- requests ---- */
@@ -109,6 +121,9 @@ px_req_unlink_after(struct px_req *req)
 void
 px_req_release(struct px_req *req)
 {
+    if (req->charged != 0) {
+        px_budget_uncharge(req);
+    }
     px_req_unlink_after(req);
     evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
     free(req->aux);
@@ -163,6 +178,10 @@ px_session_close(struct px_session *s, const char *why)
     if (s->cev != NULL) {
         event_del(s->cev);
     }
+    if (s->bev != NULL) {
+        event_del(s->bev);
+    }
+    drop_input(s);
     if (s->resp != NULL) {
         px_resp_close(s); /* its pinned connection goes back first */
     }
@@ -189,9 +208,10 @@ client_close(struct px_client *c, const char *why)
     px_session_close(px_container_of(c, struct px_session, head), why);
 }
 
-static void arm_rev(struct px_session *s);
-
-/* As a half-close: no more reading, the requests sent are answered, then the session ends. */
+/*
+ * As a half-close: no more reading; the whole frames already read are still
+ * cut and answered (a partial one is dropped), then the session ends.
+ */
 static void
 client_drain(struct px_client *c)
 {
@@ -201,14 +221,14 @@ client_drain(struct px_client *c)
         return;
     }
     s->eof = true;
-    if (s->in != NULL) {
-        evbuffer_drain(s->in, evbuffer_get_length(s->in)); /* never submitted: never answered */
-    }
-    if (s->ninflight == 0 && len_of(s->out) == 0) {
+    if (s->ninflight == 0 && len_of(s->out) == 0 && len_of(s->in) == 0) {
         px_session_close(s, "shutting down");
         return;
     }
-    arm_rev(s);
+    px_session_arm_read(s);
+    if (len_of(s->in) > 0 && !s->paused) {
+        event_active(&s->rev, EV_READ, 0); /* cut what is whole; reading is over */
+    }
 }
 
 static void
@@ -229,6 +249,9 @@ px_session_free(struct px_session *s)
     if (s->cev != NULL) {
         event_free(s->cev);
     }
+    if (s->bev != NULL) {
+        event_free(s->bev);
+    }
     if (s->in != NULL) {
         evbuffer_free(s->in);
     }
@@ -241,6 +264,32 @@ px_session_free(struct px_session *s)
 
 /* ---- deadlines ---- */
 
+/* Whether s waits for something with no deadline of its own: a blocking command, a stream. */
+static bool
+waits_unbounded(const struct px_session *s)
+{
+    const struct px_req *req;
+
+    if (s->resp == NULL) {
+        return false;
+    }
+    if (px_resp_idle_exempt(s)) {
+        return true;
+    }
+    TAILQ_FOREACH(req, &s->reqs, link)
+    {
+        if (req->t0 == PX_NO_DEADLINE) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The client sent a FIN while it was not read. A client that leaves while
+ * blocked is dropped, as Redis does; otherwise it may be a half-close, whose
+ * requests are read and answered once reading resumes.
+ */
 static void
 on_client_closed(evutil_socket_t fd, short what, void *arg)
 {
@@ -248,9 +297,15 @@ on_client_closed(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!s->closing) {
-        px_session_close(s, "client closed");
+    if (s->closing) {
+        return;
     }
+    if (waits_unbounded(s)) {
+        px_session_close(s, "client closed");
+        return;
+    }
+    s->hup = true;
+    event_del(s->cev); /* level-triggered: it would fire again */
 }
 
 static void
@@ -266,18 +321,21 @@ watch_close(struct px_session *s)
     (void)event_add(s->cev, NULL);
 }
 
-static void
-arm_rev(struct px_session *s)
+void
+px_session_arm_read(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
     enum rev_mode mode = REV_IDLE;
     uint64_t ms = cfg->timeouts.idle_ms;
     struct timeval tv;
 
-    if (s->paused || s->eof || s->closing) {
-        event_del(&s->rev);
-        s->rev_mode = REV_NONE;
-        if (s->resp != NULL && !s->closing) {
+    if (s->paused || s->starved || s->eof || s->closing) {
+        if (s->rev_mode != REV_NONE) {
+            /* not when already off: event_del() would cancel an event_active() to come */
+            event_del(&s->rev);
+            s->rev_mode = REV_NONE;
+        }
+        if (s->resp != NULL && !s->closing && !s->hup) {
             watch_close(s); /* Redis drops a client that leaves: even one not being read */
         }
         return;
@@ -286,14 +344,19 @@ arm_rev(struct px_session *s)
         event_del(s->cev);
     }
     if (len_of(s->in) > 0) {
+        uint64_t frame = cfg->timeouts.frame_ms;
+
         mode = REV_PARTIAL;
         ms = cfg->timeouts.read_ms;
+        if (frame > 0 && (ms == 0 || frame < ms)) {
+            ms = frame; /* on_timeout() tells the two deadlines apart */
+        }
     }
     if (mode == s->rev_mode) {
         return; /* EV_PERSIST restarts the same deadline on every read: no re-arm per request */
     }
     tv = tv_ms(ms);
-    if (ms == 0) {
+    if (ms == 0 && s->rev_mode != REV_NONE) {
         event_del(&s->rev); /* event_add() with no timeout keeps one already armed */
     }
     if (event_add(&s->rev, ms > 0 ? &tv : NULL) == -1) {
@@ -372,7 +435,7 @@ flush(struct px_session *s)
         return;
     }
     event_del(s->wev);
-    if (s->eof && s->ninflight == 0) {
+    if (s->eof && s->ninflight == 0 && len_of(s->in) == 0) {
         px_session_close(s, "client finished");
     }
 }
@@ -464,7 +527,7 @@ px_session_deliver(struct px_session *s, bool moved)
         s->paused = false;
         event_active(&s->rev, EV_READ, 0);
     } else if (!s->paused) {
-        arm_rev(s);
+        px_session_arm_read(s);
     }
 }
 
@@ -550,10 +613,8 @@ void
 px_session_finish(struct px_session *s)
 {
     s->eof = true;
-    if (s->in != NULL) {
-        evbuffer_drain(s->in, evbuffer_get_length(s->in));
-    }
-    arm_rev(s);
+    drop_input(s);
+    px_session_arm_read(s);
     if (s->ninflight == 0 && len_of(s->out) == 0) {
         px_session_close(s, "finished");
     } else if (s->out != NULL && !s->flush_queued) {
@@ -631,6 +692,9 @@ submit(struct px_session *s, size_t n)
     pool = px_session_pool(s, &s->last);
     px_session_chain(s, req, &s->last);
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
+    if (n >= PX_BUDGET_STEP) {
+        px_budget_charge(s, req, n);
+    }
     rc = pool_submit(pool, &req->pr, src, n);
     if (rc != POOL_OK) {
         struct px_log_ctx ctx;
@@ -666,12 +730,16 @@ process(struct px_session *s)
         if (n > 0) {
             int rc = px_resp_request(s, (size_t)n, true);
 
-            if (rc == -1 || s->closing || s->eof) {
+            s->cut = true;
+            if (rc == -1 || s->closing) {
                 return;
+            }
+            if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
+                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
             }
             if (rc == 1) {
                 s->paused = true;
-                arm_rev(s);
+                px_session_arm_read(s);
                 return;
             }
             if (s->paused) {
@@ -701,12 +769,16 @@ process(struct px_session *s)
         if (cfg->codec.type == CFG_CODEC_RESP) {
             int rc = px_resp_request(s, (size_t)n, false);
 
-            if (rc == -1 || s->closing || s->eof) {
+            s->cut = true;
+            if (rc == -1 || s->closing) {
                 return;
+            }
+            if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
+                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
             }
             if (rc == 1) { /* waits until what is in flight is answered */
                 s->paused = true;
-                arm_rev(s);
+                px_session_arm_read(s);
                 return;
             }
             if (s->paused) {
@@ -714,6 +786,7 @@ process(struct px_session *s)
             }
             continue;
         }
+        s->cut = true;
         if (submit(s, (size_t)n) == -1 || s->closing) {
             return;
         }
@@ -721,7 +794,76 @@ process(struct px_session *s)
     if (s->ninflight >= cfg->max_inflight || len_of(s->out) > OUT_HIGH) {
         s->paused = true;
     }
-    arm_rev(s);
+    px_session_arm_read(s);
+}
+
+/* Whether the partial frame at the end of s->in is past its deadline (timeouts.frame, min_rate). */
+static bool
+frame_late(const struct px_session *s, uint64_t now)
+{
+    const struct cfg_listener_timeouts *to = &px_listener_cfg(s->l)->timeouts;
+    uint64_t allowed = to->frame_ms;
+
+    if (to->frame_ms == 0 || s->frame_t0 == 0) {
+        return false;
+    }
+    if (to->min_rate > 0) {
+        allowed += (uint64_t)len_of(s->in) * 1000 / to->min_rate;
+    }
+    return now - s->frame_t0 > allowed;
+}
+
+static void
+frame_timeout(struct px_session *s, uint64_t now)
+{
+    struct px_log_ctx ctx;
+    char peer[PX_PEER_LEN];
+
+    px_listener_log_ctx(s->l, s->fd, &ctx, peer);
+    POOL_STAT_INC(px_listener_stats(s->l)->frame_timeouts);
+    px_log_info("session", &ctx,
+                "frame timeout: %zu bytes of a frame in %llu ms (timeouts.frame, min_rate); "
+                "closing the client",
+                len_of(s->in), (unsigned long long)(now - s->frame_t0));
+    px_session_close(s, NULL);
+}
+
+/*
+ * The read event's deadline passed with a partial frame. It is armed with
+ * the shorter of timeouts.read and timeouts.frame, and EV_PERSIST restarts it
+ * on every read: whichever deadline passed, if any, is found here, and the
+ * event waits again for the nearer one otherwise.
+ */
+static bool
+partial_timed_out(struct px_session *s)
+{
+    const struct cfg_listener_timeouts *to = &px_listener_cfg(s->l)->timeouts;
+    uint64_t now = now_ms(), quiet = now - s->last_rd, next = UINT64_MAX;
+    struct timeval tv;
+
+    if (frame_late(s, now)) {
+        frame_timeout(s, now);
+        return true;
+    }
+    if (to->read_ms > 0 && (quiet >= to->read_ms || s->last_rd == 0)) {
+        return false; /* a read timeout */
+    }
+    if (to->read_ms > 0) {
+        next = to->read_ms - quiet;
+    }
+    if (to->frame_ms > 0 && s->frame_t0 != 0) {
+        uint64_t due = s->frame_t0 + to->frame_ms +
+                       (to->min_rate > 0 ? (uint64_t)len_of(s->in) * 1000 / to->min_rate : 0);
+
+        if (due - now < next) {
+            next = due - now;
+        }
+    }
+    tv = tv_ms(next > 0 && next != UINT64_MAX ? next : 1);
+    if (event_add(&s->rev, &tv) == -1) {
+        px_session_close(s, "cannot arm the read event");
+    }
+    return true;
 }
 
 static void
@@ -731,6 +873,9 @@ on_timeout(struct px_session *s, bool request_timer)
     struct px_log_ctx ctx;
     char peer[PX_PEER_LEN];
 
+    if (!request_timer && s->rev_mode == REV_PARTIAL && partial_timed_out(s)) {
+        return;
+    }
     px_listener_log_ctx(s->l, s->fd, &ctx, peer);
     if (request_timer) {
         struct px_req *head = TAILQ_FIRST(&s->reqs);
@@ -772,6 +917,55 @@ on_request_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* After a read: the client's FIN, the partial frame's deadline, the budget. */
+static void
+after_read(struct px_session *s)
+{
+    size_t len = len_of(s->in);
+
+    if (s->eof) {
+        if (len > 0 && !s->paused) {
+            /* Whole frames were all cut; what is left is a frame that will never end. */
+            struct px_log_ctx ctx;
+            char peer[PX_PEER_LEN];
+
+            px_listener_log_ctx(s->l, s->fd, &ctx, peer);
+            POOL_STAT_INC(px_listener_stats(s->l)->partial_drops);
+            px_log_info("session", &ctx,
+                        "client half-closed with a partial frame; %zu bytes dropped", len);
+            drop_input(s);
+        }
+        px_budget_account(s);
+        if (len_of(s->in) == 0 && s->ninflight == 0 && len_of(s->out) == 0) {
+            px_session_close(s, "client closed");
+        }
+        return;
+    }
+    if (len == 0 || s->paused) {
+        s->frame_t0 = 0; /* nothing partial, or whole frames waiting: no frame deadline */
+    } else {
+        uint64_t now = now_ms();
+
+        if (s->cut || s->frame_t0 == 0) {
+            s->frame_t0 = now; /* a new frame began in this read */
+        } else if (frame_late(s, now)) {
+            frame_timeout(s, now);
+            return;
+        }
+        s->last_rd = now;
+    }
+    if (s->cut && s->held != 0) {
+        px_budget_frame_done(s); /* another holder's turn */
+    }
+    s->cut = false;
+    if (len != s->held) {
+        px_budget_account(s);
+        if (s->held > 0 && !s->starved && px_budget_check(s) == -1) {
+            return;
+        }
+    }
+}
+
 static void
 on_client_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -785,15 +979,22 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
         px_session_close(s, "out of memory");
         return;
     }
-    /* On a deadline, look before acting: a late loop turn reports it over waiting bytes. */
-    n = pool_io_read(s->in, fd, READ_CHUNK);
+    if (s->eof || s->starved) {
+        n = -1; /* only cut what was read: the client finished, or the budget is full */
+        errno = EAGAIN;
+        what &= ~EV_TIMEOUT;
+    } else {
+        /* On a deadline, look before acting: a late loop turn reports it over waiting bytes. */
+        n = pool_io_read(s->in, fd, READ_CHUNK);
+    }
     if (n > 0) {
         POOL_STAT_ADD(px_listener_stats(s->l)->bytes_in, (uint64_t)n);
-    } else if (n == 0 && px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP) {
-        px_session_close(s, "client closed"); /* as Redis: a closing client wants no replies */
+    } else if (n == 0 && waits_unbounded(s)) {
+        px_session_close(s, "client closed"); /* as Redis: a client that leaves is unblocked */
         return;
     } else if (n == 0) {
-        s->eof = true; /* half-close: answer what was sent, then close */
+        s->eof = true; /* half-close: answer every whole frame sent, then close */
+        s->hup = true;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         px_session_close(s, strerror(errno));
         return;
@@ -802,14 +1003,8 @@ on_client_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     process(s);
-    if (!s->closing && s->eof && !s->paused) {
-        /* Whole frames were all submitted; what is left is a frame that will never end. */
-        if (s->in != NULL) {
-            evbuffer_drain(s->in, evbuffer_get_length(s->in));
-        }
-        if (s->ninflight == 0 && len_of(s->out) == 0) {
-            px_session_close(s, "client closed");
-        }
+    if (!s->closing) {
+        after_read(s);
     }
 }
 
@@ -839,5 +1034,5 @@ px_session_start(struct px_listener *l, int fd)
     s->head.drain = client_drain;
     s->head.free = client_free;
     px_worker_add_client(w, &s->head);
-    arm_rev(s);
+    px_session_arm_read(s);
 }

@@ -7,9 +7,12 @@
  * and writes the responses back strictly in the order of the requests.
  *
  * Deadlines: idle (nothing received and nothing in flight), read (the gap
- * between bytes of a partly received frame), request (a complete request to
- * its response). The codecs here have no error reply, so a request that
- * fails or times out closes the client (see README.md); its other requests that
+ * between bytes of a partly received frame), frame (a whole frame from its
+ * first byte, plus an allowance per byte received), request (a complete
+ * request to its response). A client's FIN ends its requests, not its
+ * replies: every whole frame read before it is answered, then it closes.
+ * The codecs here have no error reply, so a request that fails or times out
+ * closes the client (docs/clients.md); its other requests that
  * were written upstream are left orphaned, their responses read and dropped.
  * Memory per client stays bounded: max_inflight requests, and reading stops
  * while the output is past its high watermark.

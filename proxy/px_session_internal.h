@@ -32,6 +32,7 @@ struct px_req {
     void *aux;                /* owned: codec data (a split command's key order) */
     uint64_t t0;              /* ms: when the request was complete; PX_NO_DEADLINE: exempt */
     uint32_t nfrags;          /* fragments not yet answered */
+    uint32_t charged;         /* bytes of it counted in the buffer budget until answered */
     uint8_t kind;             /* codec's: what the reply does (px_resp.c) */
     bool done;
 };
@@ -63,8 +64,18 @@ struct px_session {
     unsigned ninflight;
     uint8_t rev_mode;
     bool paused; /* not reading: too much in flight or too much output */
-    bool eof;    /* the client half-closed */
+    bool eof;    /* no more reading: the client half-closed (or we finish); whole frames in
+                    `in` are still cut and answered */
     bool closing;
+    bool hup;             /* the client's FIN was seen (read, or EV_CLOSED while not reading) */
+    bool cut;             /* process() cut a frame since the last read */
+    bool starved;         /* not reading: over the process-wide buffer budget */
+    uint64_t frame_t0;    /* ms: when the partial frame at the end of `in` began; 0: none */
+    uint64_t last_rd;     /* ms: the last read that left a partial frame */
+    uint64_t starved_t0;  /* ms: when reading stopped for the budget */
+    size_t held;          /* bytes of `in` counted in the budget (px_budget.c) */
+    size_t sent;          /* bytes of its unanswered requests counted there (px_req.charged) */
+    struct event *bev;    /* owned, made when first starved: polls the budget */
     bool flush_queued;    /* wev activated for this turn: one write for the batch */
     struct px_req *last;  /* borrowed: the newest unanswered request (pool_req.after) */
     struct px_resp *resp; /* owned: Redis state, made on the first resp request */
@@ -88,6 +99,8 @@ void px_req_unlink_after(struct px_req *req);
 int px_session_ensure_out(struct px_session *s);
 void px_session_deliver(struct px_session *s, bool moved);
 void px_session_arm_timer(struct px_session *s);
+/* Read the client, with the deadline of its state, or stop reading it (paused, starved, eof). */
+void px_session_arm_read(struct px_session *s);
 /* Stop reading; close once every reply is written. */
 void px_session_finish(struct px_session *s);
 

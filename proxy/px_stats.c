@@ -181,11 +181,14 @@ px_stats_log_listener(const struct px_log_ctx *ctx, unsigned w, const struct px_
                 "worker %u: accepted=%llu rejected=%llu accept_errors=%llu frames_in=%llu "
                 "frames_out=%llu bytes_in=%llu bytes_out=%llu bad_frames=%llu "
                 "idle_timeouts=%llu read_timeouts=%llu request_timeouts=%llu "
-                "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu",
+                "write_timeouts=%llu upstream_failures=%llu rejected_commands=%llu "
+                "frame_timeouts=%llu partial_drops=%llu budget_stops=%llu budget_rejections=%llu",
                 w, V(st->accepted), V(st->rejected), V(st->accept_errors), V(st->frames_in),
                 V(st->frames_out), V(st->bytes_in), V(st->bytes_out), V(st->bad_frames),
                 V(st->idle_timeouts), V(st->read_timeouts), V(st->request_timeouts),
-                V(st->write_timeouts), V(st->upstream_failures), V(st->rejected_commands));
+                V(st->write_timeouts), V(st->upstream_failures), V(st->rejected_commands),
+                V(st->frame_timeouts), V(st->partial_drops), V(st->budget_stops),
+                V(st->budget_rejections));
 }
 
 void

@@ -4,6 +4,7 @@
 #include "pool/pool_health.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
+#include "proxy/px_budget.h"
 #include "proxy/px_gen.h"
 #include "proxy/px_listener.h"
 #include "proxy/px_log.h"
@@ -660,6 +661,7 @@ px_worker_poke(struct px_worker *w)
 int
 px_worker_apply(struct px_worker *w, const struct px_plan *p)
 {
+    px_budget_set(p->gen->cfg);
     if (!w->started) {
         return apply(w, p);
     }

@@ -50,6 +50,10 @@ struct px_listener_stats {
         upstream_failures; /* requests that failed upstream (closed, or an error reply) */
     _Atomic uint64_t
         rejected_commands; /* resp: refused by sluice (not allowed, not shardable, auth) */
+    _Atomic uint64_t frame_timeouts;    /* a frame not whole within timeouts.frame (+ min_rate) */
+    _Atomic uint64_t partial_drops;     /* half-closed with a partial frame, which was dropped */
+    _Atomic uint64_t budget_stops;      /* reading stopped: buffers.max reached */
+    _Atomic uint64_t budget_rejections; /* failed: its frame could not fit within buffers.max */
 };
 
 /* The head of a client session or relay, embedded in it: how the worker ends and frees it. */
