@@ -1146,3 +1146,9 @@ pool_cluster_name(const struct pool_cluster *c)
 {
     return c->cfg->name;
 }
+
+const struct cfg_cluster *
+pool_cluster_cfg(const struct pool_cluster *c)
+{
+    return c->cfg;
+}

@@ -299,6 +299,7 @@ void pool_unpin(struct pool_conn *conn, enum pool_unpin_mode mode);
 
 const struct pool_stats *pool_cluster_stats(const struct pool_cluster *c);
 const char *pool_cluster_name(const struct pool_cluster *c);
+const struct cfg_cluster *pool_cluster_cfg(const struct pool_cluster *c);
 /*
  * Nothing of an owner's on it: no request queued, in flight (orphans
  * included) or being leased, no connection pinned. A pool a reload replaced

@@ -128,7 +128,9 @@ static void
 on_pool_event(void *arg, const struct pool_cluster *c, const char *server, enum pool_event ev,
               const char *detail)
 {
-    struct px_log_ctx ctx = {.cluster = pool_cluster_name(c), .server = server};
+    struct px_log_ctx ctx = {.cluster = pool_cluster_name(c),
+                             .server = server,
+                             .server_name = px_log_server_name(pool_cluster_cfg(c), server)};
     const struct px_worker *w = arg;
 
     switch (ev) {

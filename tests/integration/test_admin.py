@@ -195,6 +195,20 @@ def test_status_compares_totals_and_names_servers(upstream, sluice):
     assert "server=127.0.0.1:%d server_name=shard-a" % ups[0].port in p.lines[i], p.lines[i]
     assert p.stop() == 0
 
+def test_pool_log_lines_name_the_server(sluice):
+    port, closed = free_port(), free_port()  # nothing listens on closed
+    text = front_back_config(port, [closed], workers=1).replace(
+        "      - { address: 127.0.0.1:%d }" % closed,
+        "      - { address: 127.0.0.1:%d, name: shard-z }" % closed)
+    p = sluice(text)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"hello\n")
+        s.recv(100)  # the request fails and the line client is closed
+    i = p.wait_line("connect failed", timeout=5)
+    assert "server=127.0.0.1:%d server_name=shard-z" % closed in p.lines[i], p.lines[i]
+    assert p.stop() == 0
+
+
 def test_token_and_errors_say_nothing_more(upstream, sluice, tmp_path):
     up = upstream()
     port = free_port()
