@@ -426,18 +426,35 @@ pool_conn_queue_flush(struct pool_conn *conn)
     }
 }
 
-/* Copy what frame holds to out, leaving frame as it is. Return -1 if it could not. */
+/* Copy every byte frame holds to out, leaving frame as it is. Return -1 if it could not. */
 static int
 copy_frame(struct evbuffer *out, struct evbuffer *frame)
 {
+    size_t len = evbuffer_get_length(frame), done = 0;
     struct evbuffer_iovec v[8];
-    int n = evbuffer_peek(frame, -1, NULL, v, 8), i;
+    struct evbuffer_ptr at;
 
-    if (n < 0 || n > 8) {
+    if (evbuffer_ptr_set(frame, &at, 0, EVBUFFER_PTR_SET) == -1) {
         return -1;
     }
-    for (i = 0; i < n; i++) {
-        if (evbuffer_add(out, v[i].iov_base, v[i].iov_len) == -1) {
+    while (done < len) {
+        /* at most 8 extents a turn: peek fills no more than it is given */
+        int n = evbuffer_peek(frame, (ev_ssize_t)(len - done), &at, v, 8), i;
+        size_t turn = 0;
+
+        if (n <= 0) {
+            return -1;
+        }
+        for (i = 0; i < n && i < 8; i++) {
+            size_t k = v[i].iov_len < len - done - turn ? v[i].iov_len : len - done - turn;
+
+            if (evbuffer_add(out, v[i].iov_base, k) == -1) {
+                return -1;
+            }
+            turn += k;
+        }
+        done += turn;
+        if (done < len && evbuffer_ptr_set(frame, &at, turn, EVBUFFER_PTR_ADD) == -1) {
             return -1;
         }
     }
@@ -445,24 +462,28 @@ copy_frame(struct evbuffer *out, struct evbuffer *frame)
 }
 
 /*
- * A large request kept: its bytes stay in its frame, a copy goes out. Return
- * -1 if they could not be kept (they are in frame: the plain way still works).
+ * A large request kept: its bytes stay in its frame and a copy goes out. The
+ * copy is made aside, so a failure leaves conn->out as it was; the request's
+ * bytes are in conn->out either way, kept only when the copy was made.
  */
-static int
+static void
 keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
 {
-    size_t before = evbuffer_get_length(conn->out);
+    struct evbuffer *copy;
 
-    if (src != NULL && src != req->frame &&
-        evbuffer_remove_buffer(src, req->frame, len) != (int)len) {
-        return -1;
+    if (src != NULL && src != req->frame) {
+        evbuffer_remove_buffer(src, req->frame, len);
     }
-    if (copy_frame(conn->out, req->frame) == -1) {
-        evbuffer_drain(conn->out, evbuffer_get_length(conn->out) - before);
-        return -1;
+    copy = evbuffer_new();
+    if (copy == NULL || copy_frame(copy, req->frame) == -1) {
+        evbuffer_add_buffer(conn->out, req->frame); /* written, not kept */
+    } else {
+        evbuffer_add_buffer(conn->out, copy);
+        req->kept = KEEP_FRAME;
     }
-    req->kept = KEEP_FRAME;
-    return 0;
+    if (copy != NULL) {
+        evbuffer_free(copy);
+    }
 }
 
 /*
@@ -470,7 +491,7 @@ keep_frame(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, s
  * bytes (the first len of src, or frame when src is NULL or frame), so that
  * it can be sent again if the connection breaks under an earlier request. A
  * small one is copied aside and written the plain way (return false); a large
- * one stays in frame and a copy is written (return true).
+ * one is written by keep_frame (return true).
  */
 static bool
 keep_bytes(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, size_t len)
@@ -487,7 +508,8 @@ keep_bytes(struct pool_conn *conn, struct pool_req *req, struct evbuffer *src, s
         }
         return false;
     }
-    return keep_frame(conn, req, src, len) == 0;
+    keep_frame(conn, req, src, len);
+    return true;
 }
 
 void
@@ -917,8 +939,10 @@ pool_conn_fail(struct pool_conn *conn, enum pool_result result, const char *deta
             pool_repeat_or_fail(c, req);
         }
     }
-    if (result == POOL_CONNECT_FAILED) {
-        pool_queue_backoff(c, result);
+    if (s->down_until > pool_now_ms()) {
+        /* refused, failed setup, or an early hang-up: queued requests that only this kind of
+         * server could take fail now rather than at the queue's timeout */
+        pool_queue_backoff(c, POOL_CONNECT_FAILED);
     }
     pool_maintain(s);
     pool_drain_queue(c, NULL);

@@ -142,6 +142,27 @@ def test_read_only_commands_behind_a_timeout_are_sent_again(procs, tmp_path, slu
     finish(p)
 
 
+def test_large_read_only_command_kept_for_a_repeat_is_written_whole(procs, tmp_path, sluice):
+    """A read-only command of many buffer chains (a 600 KB key) written behind a waiting
+    request is kept for a repeat and a copy is written: the whole copy, or Redis would wait
+    for the rest and take the next command as part of the key."""
+    r = start_redis(procs, tmp_path, extra=("--enable-debug-command", "yes"))
+    port = free_port()
+    p = sluice(resp_config(port, [r.port], pool="min_idle: 1, max_connections: 4",
+                           cluster_timeouts="read: 3s"))
+    wait_port(port)
+    c = Resp(port, timeout=10)
+    c.send(("DEBUG", "SLEEP", "0.3"))
+    time.sleep(0.1)  # the head has waited past pool.stall: what rides behind it is kept
+    c.send(("GET", "k" * 600000), ("SET", "k2", "v2"))
+    assert c.reply() == "OK"
+    assert c.reply() is None  # no such key, answered
+    assert c.reply() == "OK"
+    assert direct(r.port).get("k2") == b"v2"
+    c.close()
+    finish(p)
+
+
 # ---- item 4: connect backoff under load ----
 
 
