@@ -1139,7 +1139,6 @@ px_admin_free(struct px_admin *a)
     if (a->tick != NULL) {
         event_free(a->tick);
     }
-    px_log_flush(true);
     free(a->token);
     free(a);
 }
