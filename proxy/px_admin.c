@@ -44,12 +44,20 @@
  * run in the same loop pass, before any byte is read) its callback argument,
  * which evhttp sets to its evhttp_connection, gives the connection: then the
  * close callback, the cap and the deadline are set.
+ *
+ * The deadline runs from the accept, then from each reply written, and is
+ * not re-armed by bytes. When it passes with a request begun (a byte of it
+ * read: the input buffer's callback tells) and not yet answered, that request
+ * timed out; with none begun the connection is merely idle (a scraper keeping
+ * its connection between scrapes) and is closed quietly, not counted.
  */
 struct admin_conn {
     struct px_admin *a;              /* borrowed */
     struct bufferevent *bev;         /* borrowed: evhttp's; a reference of ours until attached */
     struct evhttp_connection *evcon; /* borrowed: NULL until attached */
     struct event *timer;             /* owned: attach at once, then the deadline */
+    struct evbuffer_cb_entry *input; /* on bev's input buffer: a request begins; NULL once gone */
+    bool begun;                      /* bytes came since the accept or the last reply */
     bool over;                       /* past max_connections: closed when attached */
     bool closing;                    /* we free evcon: its close callback leaves us alone */
     TAILQ_ENTRY(admin_conn) link;
@@ -667,6 +675,16 @@ not_ready(struct px_admin *a, char *why, size_t size)
 
 /* ---- connections: the cap, the deadline, accept errors ---- */
 
+/* The input buffer's callback goes before the bufferevent does. */
+static void
+conn_unwatch(struct admin_conn *c)
+{
+    if (c->input != NULL) {
+        (void)evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input);
+        c->input = NULL;
+    }
+}
+
 static void
 conn_free(struct admin_conn *c)
 {
@@ -676,6 +694,7 @@ conn_free(struct admin_conn *c)
     if (!c->over) {
         a->nconns--;
     }
+    conn_unwatch(c);
     if (c->evcon == NULL && c->bev != NULL) { /* never attached: our reference goes */
         bufferevent_decref(c->bev);
     }
@@ -690,7 +709,7 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 
     (void)evcon;
     if (!c->closing) {
-        conn_free(c);
+        conn_free(c); /* the bufferevent is freed after this callback */
     }
 }
 
@@ -699,6 +718,7 @@ static void
 conn_kill(struct admin_conn *c)
 {
     c->closing = true;
+    conn_unwatch(c);
     evhttp_connection_free(c->evcon);
     conn_free(c);
 }
@@ -755,9 +775,38 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
         conn_attach(c);
         return;
     }
+    if (!c->begun) { /* idle between requests: not a request that timed out */
+        conn_kill(c);
+        return;
+    }
     c->a->timeouts++;
     conn_log(c, "request not complete within admin.request_timeout");
     conn_kill(c);
+}
+
+/* Bytes read into the connection's input buffer: a request has begun. */
+static void
+on_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct admin_conn *c = arg;
+
+    (void)buf;
+    if (info->n_added > 0) {
+        c->begun = true;
+    }
+}
+
+/* A reply is written: the deadline starts again, for the next request or the idle time before
+ * it (bytes of a pipelined one may be read already). */
+static void
+on_reply_done(struct evhttp_request *req, void *arg)
+{
+    struct admin_conn *c = arg;
+
+    (void)req;
+    c->begun = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    /* Cannot fail for a timer that exists; if it did, evhttp's idle timeout still holds. */
+    (void)evtimer_add(c->timer, &c->a->deadline);
 }
 
 /* evhttp's bufferevent for a new connection: see struct admin_conn. */
@@ -772,7 +821,11 @@ on_new_conn(struct event_base *base, void *arg)
         return NULL;
     }
     c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->timer = evtimer_new(base, on_conn_timer, c)) == NULL) {
+    if (c == NULL || (c->timer = evtimer_new(base, on_conn_timer, c)) == NULL ||
+        (c->input = evbuffer_add_cb(bufferevent_get_input(bev), on_conn_input, c)) == NULL) {
+        if (c != NULL && c->timer != NULL) {
+            event_free(c->timer);
+        }
         free(c);
         return bev; /* out of memory: served untracked, evhttp's idle timeout still holds */
     }
@@ -892,8 +945,8 @@ on_request(struct evhttp_request *req, void *arg)
     char why[256];
     const char *nr;
 
-    if (c != NULL) { /* a whole request came: the next one has its own deadline */
-        (void)evtimer_add(c->timer, &a->deadline);
+    if (c != NULL) { /* its deadline runs until the reply is written */
+        evhttp_request_set_on_complete_cb(req, on_reply_done, c);
     }
     if (!authorized(a, req)) {
         (void)evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
@@ -1086,7 +1139,6 @@ px_admin_free(struct px_admin *a)
     if (a->tick != NULL) {
         event_free(a->tick);
     }
-    px_log_flush(true);
     free(a->token);
     free(a);
 }

@@ -337,19 +337,55 @@ port_of(const struct sockaddr_storage *ss)
                                     : ((const struct sockaddr_in6 *)ss)->sin6_port;
 }
 
+/* Whether ss is its family's wildcard address (0.0.0.0 or ::). */
+static bool
+is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    }
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    }
+    return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                              &((const struct sockaddr_in6 *)b)->sin6_addr);
+}
+
 /*
- * Whether a socket of ours is bound to ss's port already (another address of
- * it: a reload moving a listener from 127.0.0.1:P to 0.0.0.0:P). Our own
- * socket would fail the probe; the listeners' overlap is the config check's.
+ * Whether a socket of ours would make the probe of ss fail: one on the same
+ * port whose address is ss's, or the wildcard of ss's family, or one that ss
+ * is the wildcard of (a reload moving a listener from 127.0.0.1:P to
+ * 0.0.0.0:P); :: of a listener bound to any address takes IPv4 too. Only
+ * then is the probe skipped (the listeners' overlap is the config check's):
+ * another address on the same port, 127.0.0.2:P beside our 127.0.0.1:P, is
+ * probed like any other.
  */
 static bool
-holds_port(const struct px_server *srv, const struct sockaddr_storage *ss)
+holds_addr(const struct px_server *srv, const struct sockaddr_storage *ss)
 {
     const struct srv_socket *so;
 
     TAILQ_FOREACH(so, &srv->sockets, link)
     {
-        if (port_of(&so->ss) == port_of(ss)) {
+        if (port_of(&so->ss) != port_of(ss)) {
+            continue;
+        }
+        if (so->ss.ss_family == ss->ss_family &&
+            (same_addr(&so->ss, ss) || is_wildcard(&so->ss) || is_wildcard(ss))) {
+            return true;
+        }
+        if ((so->ss.ss_family == AF_INET6 && is_wildcard(&so->ss)) ||
+            (ss->ss_family == AF_INET6 && is_wildcard(ss))) { /* dual stack: IPv4 as well */
             return true;
         }
     }
@@ -388,7 +424,7 @@ socket_for(struct px_server *srv, const struct cfg_listener *lc, unsigned number
             return so;
         }
     }
-    if (!holds_port(srv, &ss) && px_listener_probe(lc, &ss, len) == -1) {
+    if (!holds_addr(srv, &ss) && px_listener_probe(lc, &ss, len) == -1) {
         int err = errno;
 
         px_log_error("listener", &ctx, "cannot listen on %s: %s%s", lc->bind.text, strerror(err),

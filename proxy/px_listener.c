@@ -190,7 +190,9 @@ px_listener_probe(const struct cfg_listener *cfg, const struct sockaddr_storage 
         return -1;
     }
     /* SO_REUSEADDR, so that connections of a previous run in TIME_WAIT do not count; no
-     * SO_REUSEPORT, so that any socket bound there, listening or not, does. */
+     * SO_REUSEPORT, so that a socket bound there counts, with SO_REUSEPORT or not: every
+     * listening one, and every merely bound one but for one bound with SO_REUSEADDR (Linux lets
+     * two such share an address until one listens). */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
         (addr->ss_family == AF_INET6 && cfg->bind.kind == CFG_ADDR_ANY &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == -1) ||

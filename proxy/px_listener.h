@@ -27,8 +27,10 @@ int px_listener_addr(const struct cfg_listener *cfg, struct sockaddr_storage *ss
  * Every worker's socket binds with SO_REUSEPORT, which would let a second
  * process (another sluice) share the address and take part of its
  * connections; probing first makes that an error. -1 with errno set
- * (EADDRINUSE: some other socket holds it). Call it only for an address no
- * socket of this process is bound to yet.
+ * (EADDRINUSE: some other socket holds it; one bound but not listening with
+ * SO_REUSEADDR goes unseen). Call it only for an address no socket of this
+ * process overlaps (the same address and port, or a wildcard of the family on
+ * that port): such a socket would fail it.
  */
 int px_listener_probe(const struct cfg_listener *cfg, const struct sockaddr_storage *addr,
                       socklen_t addrlen);

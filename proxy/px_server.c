@@ -616,6 +616,9 @@ stop(struct px_server *srv)
     }
     px_stats_free(srv->stats);
     px_gen_unref(srv->gen);
+    /* Last, once the workers are gone: lines folded while they drained and stopped (a pooled
+     * connection lost per upstream connection) get their summaries too. */
+    px_log_flush(true);
 }
 
 int

@@ -185,3 +185,32 @@ def test_admin_connections_past_the_cap_are_closed_at_once(upstream, sluice):
             s.close()
     assert any("admin.max_connections reached" in l for l in p.lines)
     assert p.stop() == 0
+
+
+def test_idle_kept_alive_admin_connection_is_not_a_request_timeout(upstream, sluice):
+    """A scraper keeping its connection between scrapes: past request_timeout with no request
+    begun, the connection is closed quietly, not counted nor logged as a request timeout."""
+    up = upstream()
+    admin, listen = free_port(), free_port()
+    p = sluice(config(admin, listen, up.port, "request_timeout: 1s"))
+    s = socket.create_connection(("127.0.0.1", admin), timeout=3)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while b"sluice_admin_request_timeouts_total" not in reply:
+            chunk = s.recv(65536)
+            assert chunk, reply[-200:]
+            reply += chunk
+        time.sleep(1.6)  # idle past request_timeout, before evhttp's own 10 s
+        assert closed_by_peer(s, 3.0)
+    finally:
+        s.close()
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=3)
+    try:
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+    finally:
+        c.close()
+    assert re.search(r"^sluice_admin_request_timeouts_total 0$", body, re.M), body[-500:]
+    assert not any("admin.request_timeout" in l for l in p.lines), p.lines[-5:]
+    assert p.stop() == 0

@@ -84,3 +84,41 @@ def test_reload_onto_a_held_address_fails_and_keeps_the_old_config(upstream, slu
     finally:
         holder.close()
     assert p.stop() == 0
+
+
+def test_reload_onto_another_address_of_a_port_of_ours_is_probed(upstream, sluice):
+    """sluice listens on 127.0.0.1:P; another process holds 127.0.0.2:P (all of 127/8 is
+    loopback) with SO_REUSEPORT. A reload adding 127.0.0.2:P is probed like any new address
+    (holding the port elsewhere is not holding this address), so it fails, not shares."""
+    up = upstream()
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.2", 0))
+        holder.listen(16)
+        port = holder.getsockname()[1]
+        text = front_back_config(port, [up.port], workers=2)  # bind: 127.0.0.1:<port>
+        p = sluice(text)
+        added = text.replace("clusters:\n", (
+            "  - name: extra\n"
+            "    bind: 127.0.0.2:%d\n"
+            "    codec: line\n"
+            "    cluster: back\n"
+            "clusters:\n") % port, 1)
+        with open(p.config_path, "w") as f:
+            f.write(added)
+        p.send(signal.SIGHUP)
+        line = p.lines[p.wait_line(HELD)]
+        assert "127.0.0.2:%d" % port in line and "listener=extra" in line, line
+        p.wait_line("still running generation 1")
+        holder.settimeout(5)
+        for _ in range(10):  # every connection to 127.0.0.2:P reaches its holder
+            with socket.create_connection(("127.0.0.2", port), timeout=5):
+                conn, _ = holder.accept()
+                conn.close()
+        status, _, body = get(admin_port(text), "/metrics")
+        assert metric(parse_metrics(body), "sluice_config_generation") == 1
+        line_requests(port, clients=5, per_client=2)
+    finally:
+        holder.close()
+    assert p.stop() == 0

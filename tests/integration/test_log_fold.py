@@ -83,3 +83,36 @@ def test_rate_limit_zero_writes_every_line(sluice):
     written, counts = folded(p.lines, FAILED)
     assert len(written) == n and not counts, (n, written[-3:])
     assert p.stop() == 0
+
+
+def test_lines_folded_while_stopping_get_their_summary(sluice):
+    """Warnings folded after the drain (here one per pooled connection lost at shutdown) are
+    summarized before sluice exits, not dropped with their counts."""
+    n = 8
+    listen = free_port()
+    with socket.socket() as up:  # a server that takes requests and never answers
+        up.bind(("127.0.0.1", 0))
+        up.listen(64)
+        text = config(listen, up.getsockname()[1], "60s").replace(
+            "  - name: back\n",
+            f"  - name: back\n    pool: {{ max_connections: {n}, max_pipeline: 1 }}\n")
+        text += "shutdown: { drain_timeout: 300ms }\n"
+        p = sluice(text)
+        clients, held = [], []
+        try:
+            up.settimeout(5)
+            for _ in range(n):  # one pooled connection per client, each with its request on it
+                c = socket.create_connection(("127.0.0.1", listen), timeout=3)
+                clients.append(c)
+                c.sendall(b"x\n")
+                s, _ = up.accept()
+                held.append(s)
+                s.settimeout(5)
+                assert s.recv(16) == b"x\n"
+            assert p.stop() == 0
+        finally:
+            for s in clients + held:
+                s.close()
+    written, counts = folded(p.lines, "connection lost with requests on it: shutting down")
+    assert counts, "no summary line:\n%s" % "\n".join(p.lines[-10:])
+    assert len(written) - len(counts) + sum(counts) == n, written
