@@ -136,8 +136,9 @@ static const struct cfg_key admin_keys[] = {
         "Admin connections open at once; one more is closed as soon as it is accepted."),
     DUR(struct cfg_admin, "request_timeout", request_timeout_ms, "10s", 1,
         "Deadline for a whole request, from the connection's accept (or from the previous "
-        "request on a kept-alive connection) until its reply is written; past it the connection "
-        "is closed, however slowly bytes trickle in."),
+        "reply on a kept-alive connection) until its reply is written; past it the connection "
+        "is closed, however slowly bytes trickle in. A connection with no request begun is "
+        "closed quietly then."),
 };
 static TABLE(admin_table, "admin", admin_keys);
 
