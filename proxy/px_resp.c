@@ -64,7 +64,7 @@ resp_of(struct px_session *s)
             return NULL;
         }
         s->resp->nlast = n;
-        s->resp->pool = pool;
+        s->resp->gen = px_listener_gen(s->l);
         TAILQ_INIT(&s->resp->pinq);
     }
     return s->resp;
@@ -86,7 +86,9 @@ follow_pool(struct px_session *s)
     size_t n;
 
     if (r->nlast == 0 || r->pin != NULL) {
-        r->pool = r->nlast == 0 ? pool : r->pool; /* not sharded; or pinned: moves once unpinned */
+        if (r->nlast == 0) {
+            r->gen = px_listener_gen(s->l); /* not sharded; or pinned: moves once unpinned */
+        }
         return 0;
     }
     if (s->ninflight > 0) {
@@ -99,7 +101,7 @@ follow_pool(struct px_session *s)
         return -1;
     }
     memcpy(nr, r, sizeof(*r)); /* its state, without the old per-server slots */
-    nr->pool = pool;
+    nr->gen = px_listener_gen(s->l);
     nr->nlast = n;
     TAILQ_INIT(&nr->pinq); /* empty: nothing is pinned */
     free(r);
@@ -122,7 +124,10 @@ sharded(const struct px_session *s)
 struct px_req **
 px_resp_slot(struct px_session *s, uint32_t shard)
 {
-    return shard != 0 ? &s->resp->last[shard - 1] : &s->last;
+    if (shard == 0 || shard > s->resp->nlast) {
+        return &s->last; /* (a shard out of the map is refused before it comes here) */
+    }
+    return &s->resp->last[shard - 1];
 }
 
 void
@@ -793,7 +798,9 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         px_session_close(s, "out of memory");
         return -1;
     }
-    if (r->pool != px_listener_pool(s->l)) {
+    if (r->gen != px_listener_gen(s->l) ||
+        (r->nlast != 0 && r->pin == NULL &&
+         r->nlast != pool_cluster_nservers(px_listener_pool(s->l)))) {
         int rc = follow_pool(s);
 
         if (rc != 0) {

@@ -31,7 +31,7 @@ enum kind {
 };
 
 struct px_resp {
-    struct pool_cluster *pool; /* borrowed: the pool whose servers last[] follows */
+    unsigned gen;              /* px_listener_gen() of the pool whose servers last[] follows */
     struct pool_conn *pin;     /* borrowed from the pool while pinned */
     struct pool_req_list pinq; /* requests waiting on pin, oldest first (by pr.link) */
     unsigned npinq;

@@ -364,6 +364,11 @@ px_resp_route_sharded(struct px_session *s, const struct px_cmd *cmd,
     }
     for (i = 0; i < (size_t)nkeys; i++) {
         shards[i] = px_resp_shard_of(s, cmd, keys[i]);
+        if (shards[i] == 0 || shards[i] > s->resp->nlast) {
+            /* the key map is not the one last[] follows: never index past it */
+            px_resp_local_error(s, n, "-ERR sluice: internal error (shard map)");
+            goto out;
+        }
     }
     shard = common_shard(shards, (size_t)nkeys);
     if (shard != 0) {
