@@ -222,7 +222,14 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
     if (px_budget_used() <= (int64_t)(max - max / 8) || (s->sent == 0 && claim(s))) {
         if (s->frame_t0 != 0) {
-            s->frame_t0 += now_ms() - s->starved_t0; /* its deadline does not run meanwhile */
+            /* its deadline does not run meanwhile: only the part of the stop after it began */
+            uint64_t now = now_ms(),
+                     from = s->frame_t0 > s->starved_t0 ? s->frame_t0 : s->starved_t0;
+
+            s->frame_t0 += now > from ? now - from : 0;
+            if (s->frame_t0 > now) {
+                s->frame_t0 = now;
+            }
         }
         s->starved = false;
         px_session_arm_read(s);

@@ -804,7 +804,7 @@ frame_late(const struct px_session *s, uint64_t now)
     const struct cfg_listener_timeouts *to = &px_listener_cfg(s->l)->timeouts;
     uint64_t allowed = to->frame_ms;
 
-    if (to->frame_ms == 0 || s->frame_t0 == 0) {
+    if (to->frame_ms == 0 || s->frame_t0 == 0 || now <= s->frame_t0) {
         return false;
     }
     if (to->min_rate > 0) {
