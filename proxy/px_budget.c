@@ -141,7 +141,10 @@ release(const void *owner)
 {
     const void *mine = owner;
 
-    (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
+    /* a load first: the common case (not the holder) writes nothing shared */
+    if (atomic_load_explicit(&budget_token, memory_order_relaxed) == owner) {
+        (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
+    }
 }
 
 /* ---- a session's share ---- */
@@ -161,14 +164,15 @@ px_budget_account(struct px_session *s)
     size_t len = len_of(s->in);
     size_t want = len >= BUDGET_STEP ? len : 0;
 
+    if (want == 0) {
+        release(s); /* its frame is whole or gone: the next may go on (even if nothing was
+                       counted: it may have claimed the turn with its frames all cut) */
+    }
     if (want == s->held || (want != 0 && s->held != 0 && want < s->held + BUDGET_STEP &&
                             s->held < want + BUDGET_STEP)) {
         return;
     }
     add((int64_t)want - (int64_t)s->held, (want != 0) - (s->held != 0));
-    if (want == 0) {
-        release(s); /* its frame is whole or gone: the next may go on */
-    }
     s->held = want;
 }
 
@@ -176,6 +180,17 @@ void
 px_budget_frame_done(struct px_session *s)
 {
     release(s);
+}
+
+/*
+ * Whether s may take the turn to go on over the budget: only to finish a
+ * frame it holds and is reading (not paused for its replies or a blocking
+ * command), and with nothing of its own still charged upstream.
+ */
+static bool
+may_claim(struct px_session *s)
+{
+    return s->sent == 0 && s->held > 0 && !s->paused && claim(s);
 }
 
 /*
@@ -220,7 +235,7 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
-    if (px_budget_used() <= (int64_t)(max - max / 8) || (s->sent == 0 && claim(s))) {
+    if (px_budget_used() <= (int64_t)(max - max / 8) || may_claim(s)) {
         if (s->frame_t0 != 0) {
             /* its deadline does not run meanwhile: only the part of the stop after it began */
             uint64_t now = now_ms(),
@@ -265,7 +280,7 @@ px_budget_check(struct px_session *s)
         budget_reject(s, "request larger than the buffer budget");
         return -1;
     }
-    if (s->held + s->sent <= max / holders() || (s->sent == 0 && claim(s))) {
+    if (s->held + s->sent <= max / holders() || may_claim(s)) {
         return 0; /* not among the largest, or its turn to finish over the budget */
     }
     if (s->bev == NULL) {

@@ -182,6 +182,7 @@ px_session_close(struct px_session *s, const char *why)
         event_del(s->bev);
     }
     drop_input(s);
+    px_budget_frame_done(s); /* whatever it held: a turn over the budget never outlives it */
     if (s->resp != NULL) {
         px_resp_close(s); /* its pinned connection goes back first */
     }
