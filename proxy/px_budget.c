@@ -167,6 +167,14 @@ px_budget_account(struct px_session *s)
     if (want == 0) {
         release(s); /* its frame is whole or gone: the next may go on (even if nothing was
                        counted: it may have claimed the turn with its frames all cut) */
+        if (s->starved) {
+            /* stopped for what it no longer holds: it reads again, nothing to reject */
+            s->starved = false;
+            if (s->bev != NULL) {
+                event_del(s->bev);
+            }
+            px_session_arm_read(s);
+        }
     }
     if (want == s->held || (want != 0 && s->held != 0 && want < s->held + BUDGET_STEP &&
                             s->held < want + BUDGET_STEP)) {
@@ -258,7 +266,9 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         budget_reject(s, "no room for the request in the buffer budget");
         return;
     }
-    (void)event_add(s->bev, &tv);
+    if (event_add(s->bev, &tv) == -1) {
+        px_session_close(s, "cannot arm the budget timer");
+    }
 }
 
 /*
