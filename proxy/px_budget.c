@@ -330,3 +330,12 @@ px_budget_uncharge(struct px_req *req)
     }
     req->charged = 0;
 }
+
+void
+px_budget_orphan(struct px_req *req)
+{
+    if (req->s != NULL && req->charged != 0) {
+        req->s->sent -= req->charged; /* the process still counts it until it is released */
+    }
+    req->s = NULL;
+}

@@ -13,6 +13,7 @@
 #include "px_resp.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "proxy/px_budget.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
@@ -228,7 +229,7 @@ px_resp_timed_out(struct px_session *s, struct px_req *req)
     if (pool_cancel(&req->pr) == 0) {
         px_req_release(req);
     } else {
-        req->s = NULL; /* its reply is read and dropped */
+        px_budget_orphan(req); /* its reply is read and dropped */
     }
     px_session_deliver(s, false);
     return 0;

@@ -7,6 +7,7 @@
 #include "px_resp_shard.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "proxy/px_budget.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
@@ -320,7 +321,7 @@ px_resp_drop_fragments(struct px_req *parent)
             px_req_release(frag);
         } else {
             px_req_unlink_after(frag);
-            frag->s = NULL; /* orphaned: its reply is read and dropped */
+            px_budget_orphan(frag); /* orphaned: its reply is read and dropped */
             frag->parent = NULL;
         }
     }

@@ -194,7 +194,7 @@ px_session_close(struct px_session *s, const char *why)
         if (req->done || pool_cancel(&req->pr) == 0) {
             px_req_release(req);
         } else {
-            req->s = NULL; /* orphaned: its response is read and dropped */
+            px_budget_orphan(req); /* orphaned: its response is read and dropped */
         }
     }
     close(s->fd);
