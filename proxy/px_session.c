@@ -713,6 +713,21 @@ submit(struct px_session *s, size_t n)
     return 0;
 }
 
+/*
+ * Charge the request a resp frame of n bytes just became, if it went
+ * upstream: the newest request, when it is new (not before) and not already
+ * answered (locally, or failed at once).
+ */
+static void
+charge_new(struct px_session *s, struct px_req *before, size_t n)
+{
+    struct px_req *req = TAILQ_LAST(&s->reqs, px_req_list);
+
+    if (req != NULL && req != before && !req->done) {
+        px_budget_charge(s, req, n);
+    }
+}
+
 /* Cut and submit every complete frame while the client may have more in flight. */
 static void
 process(struct px_session *s)
@@ -729,6 +744,7 @@ process(struct px_session *s)
                              PX_RESP_ELEMENTS_MAX);
         }
         if (n > 0) {
+            struct px_req *before = TAILQ_LAST(&s->reqs, px_req_list);
             int rc = px_resp_request(s, (size_t)n, true);
 
             s->cut = true;
@@ -736,7 +752,7 @@ process(struct px_session *s)
                 return;
             }
             if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
-                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
+                charge_new(s, before, (size_t)n);
             }
             if (rc == 1) {
                 s->paused = true;
@@ -768,6 +784,7 @@ process(struct px_session *s)
             return;
         }
         if (cfg->codec.type == CFG_CODEC_RESP) {
+            struct px_req *before = TAILQ_LAST(&s->reqs, px_req_list);
             int rc = px_resp_request(s, (size_t)n, false);
 
             s->cut = true;
@@ -775,7 +792,7 @@ process(struct px_session *s)
                 return;
             }
             if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
-                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
+                charge_new(s, before, (size_t)n);
             }
             if (rc == 1) { /* waits until what is in flight is answered */
                 s->paused = true;
