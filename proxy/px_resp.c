@@ -302,11 +302,20 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
  * pool like a shared request, once sent and once ended, as only here replies
  * are told from messages.
  */
+static struct pool_cluster *
+pin_pool(struct px_session *s)
+{
+    /* the pinned connection's own pool: a reload since the pin moved the listener on */
+    return s->resp->pin_pool != NULL ? s->resp->pin_pool : px_listener_pool(s->l);
+}
+
 static void
 pinned_done(struct px_session *s, unsigned n, int result)
 {
+    struct pool_cluster *pool = pin_pool(s);
+
     while (n-- > 0) {
-        pool_pin_count_done(px_listener_pool(s->l), result);
+        pool_pin_count_done(pool, result);
     }
 }
 
@@ -360,6 +369,7 @@ maybe_unpin(struct px_session *s)
         !r->watch) {
         pool_unpin(r->pin, POOL_UNPIN_RETURN);
         r->pin = NULL;
+        r->pin_pool = NULL;
     }
 }
 
@@ -369,7 +379,7 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
     struct px_resp *r = s->resp;
 
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
-    pool_pin_count_sent(px_listener_pool(s->l));
+    pool_pin_count_sent(pin_pool(s));
     if (r->stream) { /* no reply to wait for: the stream brings it */
         pinned_done(s, 1, POOL_OK);
         pool_pin_write(r->pin, s->in, n);
@@ -527,6 +537,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
 
     r->pin = NULL;
     pinned_done(s, r->npinq, (int)result);
+    r->pin_pool = NULL;
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -564,6 +575,7 @@ px_resp_close(struct px_session *s)
     }
     pool_unpin(r->pin, mode);
     r->pin = NULL;
+    r->pin_pool = NULL;
     TAILQ_INIT(&r->pinq);
     r->npinq = 0;
 }
@@ -735,10 +747,12 @@ pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uin
     if (s->ninflight > 0) {
         return 1; /* replies on shared connections first */
     }
-    r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
+    r->pin_pool = px_listener_pool(s->l);
+    r->pin = pool_pin(r->pin_pool, shard, s, &why);
     if (r->pin == NULL) {
-        pool_pin_count_sent(px_listener_pool(s->l)); /* and failed: as a shared one would be */
+        pool_pin_count_sent(r->pin_pool); /* and failed: as a shared one would be */
         pinned_done(s, 1, (int)why);
+        r->pin_pool = NULL;
         px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }
