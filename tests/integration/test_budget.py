@@ -217,3 +217,37 @@ def test_whole_frames_waiting_for_a_stalled_upstream_count_too(upstream, sluice)
         time.sleep(0.1)
     assert p.stop() == 0
     assert stats_sum(p, "listener", "budget_stops") >= 1
+
+
+def test_a_timed_out_large_request_stops_counting_for_its_client(procs, tmp_path, sluice):
+    """A large SET that times out is orphaned while charged: once its reply comes the
+    client must not keep counting it, or it would be stopped (and failed) for bytes it
+    no longer has while the budget is over."""
+    from resp_util import Err, Resp, direct
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 1, max_connections: 1", listener_timeouts="request: 500ms, frame: 10s"))
+    wait_port(port)
+    a = Resp(port, timeout=5)
+    assert a.call("PING") == "PONG"
+    direct(r.port).execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    t0 = time.monotonic()
+    assert a.call("SET", "a", b"x" * (300 << 10)) == Err("ERR sluice: request timeout")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))  # its reply came and was dropped
+    assert a.call("PING") == "PONG"
+    # another client holds most of the budget with a partial frame
+    e = socket.create_connection(("127.0.0.1", port), timeout=10)
+    e.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\ne\r\n$%d\r\n" % (1000 << 10) + b"e" * (900 << 10))
+    deadline = time.monotonic() + 5
+    while metric(p, "sluice_client_buffered_bytes") < 800 << 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # with it, the budget is over; 300 KiB is under an even share (512 KiB): it passes
+    a.sock.settimeout(4)
+    assert a.call("SET", "b", b"y" * (300 << 10)) == "OK"
+    e.close()
+    a.close()
+    stop_clean(p)
