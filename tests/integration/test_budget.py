@@ -3,6 +3,7 @@ Past it sluice stops reading the clients that hold the most (one at a time finis
 frame), fails a frame that can never fit, and keeps serving small clients; its memory
 stays bounded. Real redis-server (resp) and tests/tools/fakeupstream.py (length)."""
 import os
+import signal
 import socket
 import struct
 import threading
@@ -251,3 +252,66 @@ def test_a_timed_out_large_request_stops_counting_for_its_client(procs, tmp_path
     e.close()
     a.close()
     stop_clean(p)
+
+
+def partial_set(port, key, declared, body):
+    """A client that sends SET key with a value of declared bytes, only body of them."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, declared) +
+              b"p" * body)
+    return s
+
+
+def test_a_stopped_client_whose_partial_frame_is_dropped_is_not_failed(procs, tmp_path,
+                                                                       sluice):
+    """At shutdown a client stopped for the budget loses its partial frame: holding
+    nothing, it is no longer stopped, and gets its reply in flight, not a budget error,
+    even while the budget stays over (a whole SET waiting upstream)."""
+    from resp_util import direct, no_asan_report
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 3, max_connections: 4", cluster_timeouts="read: 20s",
+        listener_timeouts="request: 20s, frame: 2s"))
+    wait_port(port)
+    time.sleep(0.3)  # the idle connections are up
+    direct(r.port).execute_command("CLIENT", "PAUSE", "4000", "ALL")
+    f = partial_set(port, b"f", 200 << 10, 100 << 10)
+    time.sleep(0.2)
+    d = socket.create_connection(("127.0.0.1", port), timeout=10)
+    d.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$%d\r\n" % (950 << 10) + b"d" * (950 << 10) +
+              b"\r\n")  # whole: it counts until answered (redis is paused)
+    time.sleep(0.3)
+    e = partial_set(port, b"e", 900 << 10, 800 << 10)  # takes the turn over the budget
+    time.sleep(0.3)
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.setblocking(False)
+    data = b"*2\r\n$3\r\nGET\r\n$1\r\nx\r\n" + b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$%d\r\n" % (
+        700 << 10) + b"c" * (600 << 10)
+    sent, deadline = 0, time.monotonic() + 1
+    while sent < len(data) and time.monotonic() < deadline:
+        try:
+            sent += c.send(data[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+    time.sleep(0.3)
+    assert metric(p, "sluice_client_budget_stops_total") >= 1
+    p.send(signal.SIGTERM)  # every partial frame is dropped; d's SET stays over the budget
+    c.settimeout(15)
+    got = b""
+    while True:
+        try:
+            chunk = c.recv(4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"$-1\r\n", got
+    for s in (c, d, e, f):
+        s.close()
+    p.p.wait(20)
+    no_asan_report(p)
+    assert stats_sum(p, "listener", "budget_rejections") == 0
