@@ -230,11 +230,31 @@ budget_reject(struct px_session *s, const char *why)
     px_session_close(s, NULL);
 }
 
+/*
+ * The stop ran from starved_t0 to now: the frame deadline does not run
+ * meanwhile (only the part after the frame began counts, never past now),
+ * and the stop counts from now on.
+ */
+static void
+stop_clock(struct px_session *s, uint64_t now)
+{
+    if (s->frame_t0 != 0) {
+        uint64_t from = s->frame_t0 > s->starved_t0 ? s->frame_t0 : s->starved_t0;
+
+        s->frame_t0 += now > from ? now - from : 0;
+        if (s->frame_t0 > now) {
+            s->frame_t0 = now;
+        }
+    }
+    s->starved_t0 = now;
+}
+
 static void
 on_budget_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct px_session *s = arg;
     uint64_t max = px_budget_max(), wait = px_listener_cfg(s->l)->timeouts.frame_ms;
+    uint64_t now = now_ms();
     struct timeval tv = tv_ms(BUDGET_POLL_MS);
 
     (void)fd;
@@ -244,16 +264,7 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
     }
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
     if (px_budget_used() <= (int64_t)(max - max / 8) || may_claim(s)) {
-        if (s->frame_t0 != 0) {
-            /* its deadline does not run meanwhile: only the part of the stop after it began */
-            uint64_t now = now_ms(),
-                     from = s->frame_t0 > s->starved_t0 ? s->frame_t0 : s->starved_t0;
-
-            s->frame_t0 += now > from ? now - from : 0;
-            if (s->frame_t0 > now) {
-                s->frame_t0 = now;
-            }
-        }
+        stop_clock(s, now);
         s->starved = false;
         px_session_arm_read(s);
         if (!s->closing && !s->paused) {
@@ -261,7 +272,9 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (now_ms() - s->starved_t0 > (wait > 0 ? wait : BUDGET_WAIT_MS)) {
+    if (s->paused) {
+        stop_clock(s, now); /* waiting for its replies, not for room: the wait starts after */
+    } else if (now - s->starved_t0 > (wait > 0 ? wait : BUDGET_WAIT_MS)) {
         s->starved = false;
         budget_reject(s, "no room for the request in the buffer budget");
         return;
