@@ -315,3 +315,44 @@ def test_a_stopped_client_whose_partial_frame_is_dropped_is_not_failed(procs, tm
     p.p.wait(20)
     no_asan_report(p)
     assert stats_sum(p, "listener", "budget_rejections") == 0
+
+
+def test_a_paused_client_does_not_keep_the_turn_over_the_budget(procs, tmp_path, sluice):
+    """A client paused with a whole frame it cannot send yet (WATCH waits for its GET)
+    reads nothing: it must not hold the turn over the budget, or a client that needs it
+    to finish its frame waits out timeouts.frame and is failed."""
+    from resp_util import Resp, direct
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 3, max_connections: 4", cluster_timeouts="read: 20s",
+        listener_timeouts="request: 20s, frame: 1500ms"))
+    wait_port(port)
+    time.sleep(0.3)  # the idle connections are up
+    direct(r.port).execute_command("CLIENT", "PAUSE", "3500", "ALL")
+    f = partial_set(port, b"f", 600 << 10, 300 << 10)
+    time.sleep(0.2)
+    d = socket.create_connection(("127.0.0.1", port), timeout=10)
+    d.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$%d\r\n" % (400 << 10) + b"d" * (400 << 10) +
+              b"\r\n")  # whole: it counts until answered (redis is paused)
+    time.sleep(0.3)
+    c = Resp(port, timeout=10)
+    c.send(("GET", "x"), ("WATCH", b"w" * (700 << 10)))  # WATCH pins: it waits for the GET
+    time.sleep(0.4)
+    f.sendall(b"f" * (300 << 10) + b"\r\n")
+    f.settimeout(8)
+    got = b""
+    while not got.endswith(b"\r\n"):
+        chunk = f.recv(200)
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"+OK\r\n", got
+    assert c.reply() is None and c.reply() == "OK"
+    for s in (d, f):
+        s.close()
+    c.close()
+    stop_clean(p)
+    assert stats_sum(p, "listener", "budget_rejections") == 0
