@@ -141,7 +141,10 @@ release(const void *owner)
 {
     const void *mine = owner;
 
-    (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
+    /* a load first: the common case (not the holder) writes nothing shared */
+    if (atomic_load_explicit(&budget_token, memory_order_relaxed) == owner) {
+        (void)atomic_compare_exchange_strong(&budget_token, &mine, NULL);
+    }
 }
 
 /* ---- a session's share ---- */
@@ -161,14 +164,23 @@ px_budget_account(struct px_session *s)
     size_t len = len_of(s->in);
     size_t want = len >= BUDGET_STEP ? len : 0;
 
+    if (want == 0) {
+        release(s); /* its frame is whole or gone: the next may go on (even if nothing was
+                       counted: it may have claimed the turn with its frames all cut) */
+        if (s->starved) {
+            /* stopped for what it no longer holds: it reads again, nothing to reject */
+            s->starved = false;
+            if (s->bev != NULL) {
+                event_del(s->bev);
+            }
+            px_session_arm_read(s);
+        }
+    }
     if (want == s->held || (want != 0 && s->held != 0 && want < s->held + BUDGET_STEP &&
                             s->held < want + BUDGET_STEP)) {
         return;
     }
     add((int64_t)want - (int64_t)s->held, (want != 0) - (s->held != 0));
-    if (want == 0) {
-        release(s); /* its frame is whole or gone: the next may go on */
-    }
     s->held = want;
 }
 
@@ -176,6 +188,17 @@ void
 px_budget_frame_done(struct px_session *s)
 {
     release(s);
+}
+
+/*
+ * Whether s may take the turn to go on over the budget: only to finish a
+ * frame it holds and is reading (not paused for its replies or a blocking
+ * command), and with nothing of its own still charged upstream.
+ */
+static bool
+may_claim(struct px_session *s)
+{
+    return s->sent == 0 && s->held > 0 && !s->paused && claim(s);
 }
 
 /*
@@ -207,11 +230,31 @@ budget_reject(struct px_session *s, const char *why)
     px_session_close(s, NULL);
 }
 
+/*
+ * The stop ran from starved_t0 to now: the frame deadline does not run
+ * meanwhile (only the part after the frame began counts, never past now),
+ * and the stop counts from now on.
+ */
+static void
+stop_clock(struct px_session *s, uint64_t now)
+{
+    if (s->frame_t0 != 0) {
+        uint64_t from = s->frame_t0 > s->starved_t0 ? s->frame_t0 : s->starved_t0;
+
+        s->frame_t0 += now > from ? now - from : 0;
+        if (s->frame_t0 > now) {
+            s->frame_t0 = now;
+        }
+    }
+    s->starved_t0 = now;
+}
+
 static void
 on_budget_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct px_session *s = arg;
     uint64_t max = px_budget_max(), wait = px_listener_cfg(s->l)->timeouts.frame_ms;
+    uint64_t now = now_ms();
     struct timeval tv = tv_ms(BUDGET_POLL_MS);
 
     (void)fd;
@@ -220,10 +263,8 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* room again (it stops again if that is gone), or its turn to finish over the budget */
-    if (px_budget_used() <= (int64_t)(max - max / 8) || (s->sent == 0 && claim(s))) {
-        if (s->frame_t0 != 0) {
-            s->frame_t0 += now_ms() - s->starved_t0; /* its deadline does not run meanwhile */
-        }
+    if (px_budget_used() <= (int64_t)(max - max / 8) || may_claim(s)) {
+        stop_clock(s, now);
         s->starved = false;
         px_session_arm_read(s);
         if (!s->closing && !s->paused) {
@@ -231,12 +272,16 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (now_ms() - s->starved_t0 > (wait > 0 ? wait : BUDGET_WAIT_MS)) {
+    if (s->paused) {
+        stop_clock(s, now); /* waiting for its replies, not for room: the wait starts after */
+    } else if (now - s->starved_t0 > (wait > 0 ? wait : BUDGET_WAIT_MS)) {
         s->starved = false;
         budget_reject(s, "no room for the request in the buffer budget");
         return;
     }
-    (void)event_add(s->bev, &tv);
+    if (event_add(s->bev, &tv) == -1) {
+        px_session_close(s, "cannot arm the budget timer");
+    }
 }
 
 /*
@@ -258,7 +303,7 @@ px_budget_check(struct px_session *s)
         budget_reject(s, "request larger than the buffer budget");
         return -1;
     }
-    if (s->held + s->sent <= max / holders() || (s->sent == 0 && claim(s))) {
+    if (s->held + s->sent <= max / holders() || may_claim(s)) {
         return 0; /* not among the largest, or its turn to finish over the budget */
     }
     if (s->bev == NULL) {
@@ -297,4 +342,13 @@ px_budget_uncharge(struct px_req *req)
         req->s->sent -= req->charged;
     }
     req->charged = 0;
+}
+
+void
+px_budget_orphan(struct px_req *req)
+{
+    if (req->s != NULL && req->charged != 0) {
+        req->s->sent -= req->charged; /* the process still counts it until it is released */
+    }
+    req->s = NULL;
 }

@@ -41,5 +41,11 @@ int px_budget_check(struct px_session *s);
  */
 void px_budget_charge(struct px_session *s, struct px_req *req, size_t n);
 void px_budget_uncharge(struct px_req *req);
+/*
+ * req leaves its session while still charged (its reply will be read and
+ * dropped): its session stops counting it, the process counts it until
+ * px_budget_uncharge. Sets req->s to NULL.
+ */
+void px_budget_orphan(struct px_req *req);
 
 #endif

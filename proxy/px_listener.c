@@ -34,6 +34,7 @@ struct px_listener {
     struct event pause;
     time_t last_error_log;
     unsigned nclients; /* sessions and relays of this listener, alive */
+    unsigned gen;      /* px_listener_set_pool() calls: which pool a client last followed */
     bool reframe;      /* the cluster frames differently: every frame is re-framed both ways */
     bool retired;      /* a reload replaced it: it accepts no more, its clients finish */
 };
@@ -275,6 +276,13 @@ void
 px_listener_set_pool(struct px_listener *l, struct pool_cluster *pool)
 {
     l->pool = pool;
+    l->gen++;
+}
+
+unsigned
+px_listener_gen(const struct px_listener *l)
+{
+    return l->gen;
 }
 
 unsigned

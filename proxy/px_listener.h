@@ -59,6 +59,12 @@ void px_listener_retire(struct px_listener *l);
  * answered).
  */
 void px_listener_set_pool(struct px_listener *l, struct pool_cluster *pool);
+/*
+ * How many times px_listener_set_pool() moved it: a client that saw another
+ * number must follow. (An old pool is freed once idle and its address may
+ * come back for a new one, so pointers cannot tell.)
+ */
+unsigned px_listener_gen(const struct px_listener *l);
 /* Clients (sessions and relays) alive now. */
 unsigned px_listener_clients(const struct px_listener *l);
 void px_listener_free(struct px_listener *l);

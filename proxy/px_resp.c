@@ -13,6 +13,7 @@
 #include "px_resp.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "proxy/px_budget.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
@@ -64,7 +65,7 @@ resp_of(struct px_session *s)
             return NULL;
         }
         s->resp->nlast = n;
-        s->resp->pool = pool;
+        s->resp->gen = px_listener_gen(s->l);
         TAILQ_INIT(&s->resp->pinq);
     }
     return s->resp;
@@ -86,7 +87,9 @@ follow_pool(struct px_session *s)
     size_t n;
 
     if (r->nlast == 0 || r->pin != NULL) {
-        r->pool = r->nlast == 0 ? pool : r->pool; /* not sharded; or pinned: moves once unpinned */
+        if (r->nlast == 0) {
+            r->gen = px_listener_gen(s->l); /* not sharded; or pinned: moves once unpinned */
+        }
         return 0;
     }
     if (s->ninflight > 0) {
@@ -99,7 +102,7 @@ follow_pool(struct px_session *s)
         return -1;
     }
     memcpy(nr, r, sizeof(*r)); /* its state, without the old per-server slots */
-    nr->pool = pool;
+    nr->gen = px_listener_gen(s->l);
     nr->nlast = n;
     TAILQ_INIT(&nr->pinq); /* empty: nothing is pinned */
     free(r);
@@ -122,7 +125,10 @@ sharded(const struct px_session *s)
 struct px_req **
 px_resp_slot(struct px_session *s, uint32_t shard)
 {
-    return shard != 0 ? &s->resp->last[shard - 1] : &s->last;
+    if (shard == 0 || shard > s->resp->nlast) {
+        return &s->last; /* (a shard out of the map is refused before it comes here) */
+    }
+    return &s->resp->last[shard - 1];
 }
 
 void
@@ -223,7 +229,7 @@ px_resp_timed_out(struct px_session *s, struct px_req *req)
     if (pool_cancel(&req->pr) == 0) {
         px_req_release(req);
     } else {
-        req->s = NULL; /* its reply is read and dropped */
+        px_budget_orphan(req); /* its reply is read and dropped */
     }
     px_session_deliver(s, false);
     return 0;
@@ -296,11 +302,20 @@ auth(struct px_session *s, struct px_cmd *cmd, size_t n)
  * pool like a shared request, once sent and once ended, as only here replies
  * are told from messages.
  */
+static struct pool_cluster *
+pin_pool(struct px_session *s)
+{
+    /* the pinned connection's own pool: a reload since the pin moved the listener on */
+    return s->resp->pin_pool != NULL ? s->resp->pin_pool : px_listener_pool(s->l);
+}
+
 static void
 pinned_done(struct px_session *s, unsigned n, int result)
 {
+    struct pool_cluster *pool = pin_pool(s);
+
     while (n-- > 0) {
-        pool_pin_count_done(px_listener_pool(s->l), result);
+        pool_pin_count_done(pool, result);
     }
 }
 
@@ -354,6 +369,7 @@ maybe_unpin(struct px_session *s)
         !r->watch) {
         pool_unpin(r->pin, POOL_UNPIN_RETURN);
         r->pin = NULL;
+        r->pin_pool = NULL;
     }
 }
 
@@ -363,7 +379,7 @@ send_pinned(struct px_session *s, size_t n, enum kind kind)
     struct px_resp *r = s->resp;
 
     POOL_STAT_INC(px_listener_stats(s->l)->frames_in);
-    pool_pin_count_sent(px_listener_pool(s->l));
+    pool_pin_count_sent(pin_pool(s));
     if (r->stream) { /* no reply to wait for: the stream brings it */
         pinned_done(s, 1, POOL_OK);
         pool_pin_write(r->pin, s->in, n);
@@ -521,6 +537,7 @@ px_resp_on_pin_lost(void *owner, enum pool_result result)
 
     r->pin = NULL;
     pinned_done(s, r->npinq, (int)result);
+    r->pin_pool = NULL;
     while ((pr = TAILQ_FIRST(&r->pinq)) != NULL) {
         struct px_req *req = (struct px_req *)pr;
 
@@ -558,6 +575,7 @@ px_resp_close(struct px_session *s)
     }
     pool_unpin(r->pin, mode);
     r->pin = NULL;
+    r->pin_pool = NULL;
     TAILQ_INIT(&r->pinq);
     r->npinq = 0;
 }
@@ -729,10 +747,12 @@ pin_and_send(struct px_session *s, const struct px_cmd_info *info, size_t n, uin
     if (s->ninflight > 0) {
         return 1; /* replies on shared connections first */
     }
-    r->pin = pool_pin(px_listener_pool(s->l), shard, s, &why);
+    r->pin_pool = px_listener_pool(s->l);
+    r->pin = pool_pin(r->pin_pool, shard, s, &why);
     if (r->pin == NULL) {
-        pool_pin_count_sent(px_listener_pool(s->l)); /* and failed: as a shared one would be */
+        pool_pin_count_sent(r->pin_pool); /* and failed: as a shared one would be */
         pinned_done(s, 1, (int)why);
+        r->pin_pool = NULL;
         px_resp_local_error(s, n, "-ERR sluice: %s", fail_text[why]);
         return 0;
     }
@@ -793,7 +813,9 @@ px_resp_request(struct px_session *s, size_t n, bool parsed)
         px_session_close(s, "out of memory");
         return -1;
     }
-    if (r->pool != px_listener_pool(s->l)) {
+    if (r->gen != px_listener_gen(s->l) ||
+        (r->nlast != 0 && r->pin == NULL &&
+         r->nlast != pool_cluster_nservers(px_listener_pool(s->l)))) {
         int rc = follow_pool(s);
 
         if (rc != 0) {

@@ -31,9 +31,10 @@ enum kind {
 };
 
 struct px_resp {
-    struct pool_cluster *pool; /* borrowed: the pool whose servers last[] follows */
-    struct pool_conn *pin;     /* borrowed from the pool while pinned */
-    struct pool_req_list pinq; /* requests waiting on pin, oldest first (by pr.link) */
+    unsigned gen;                  /* px_listener_gen() of the pool whose servers last[] follows */
+    struct pool_conn *pin;         /* borrowed from the pool while pinned */
+    struct pool_cluster *pin_pool; /* borrowed: pin's pool (kept alive while pinned) */
+    struct pool_req_list pinq;     /* requests waiting on pin, oldest first (by pr.link) */
     unsigned npinq;
     unsigned nblocking; /* of them, blocking commands: no read deadline */
     unsigned hidden;    /* replies to our own hello after the client's RESET, still to come */

@@ -7,6 +7,7 @@
 #include "px_resp_shard.h"
 #include "config/cfg.h"
 #include "pool/pool.h"
+#include "proxy/px_budget.h"
 #include "proxy/codec/px_codec.h"
 #include "proxy/codec/px_resp_cmd.h"
 #include "proxy/px_listener.h"
@@ -320,7 +321,7 @@ px_resp_drop_fragments(struct px_req *parent)
             px_req_release(frag);
         } else {
             px_req_unlink_after(frag);
-            frag->s = NULL; /* orphaned: its reply is read and dropped */
+            px_budget_orphan(frag); /* orphaned: its reply is read and dropped */
             frag->parent = NULL;
         }
     }
@@ -364,6 +365,11 @@ px_resp_route_sharded(struct px_session *s, const struct px_cmd *cmd,
     }
     for (i = 0; i < (size_t)nkeys; i++) {
         shards[i] = px_resp_shard_of(s, cmd, keys[i]);
+        if (shards[i] == 0 || shards[i] > s->resp->nlast) {
+            /* the key map is not the one last[] follows: never index past it */
+            px_resp_local_error(s, n, "-ERR sluice: internal error (shard map)");
+            goto out;
+        }
     }
     shard = common_shard(shards, (size_t)nkeys);
     if (shard != 0) {

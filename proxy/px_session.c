@@ -182,6 +182,7 @@ px_session_close(struct px_session *s, const char *why)
         event_del(s->bev);
     }
     drop_input(s);
+    px_budget_frame_done(s); /* whatever it held: a turn over the budget never outlives it */
     if (s->resp != NULL) {
         px_resp_close(s); /* its pinned connection goes back first */
     }
@@ -193,7 +194,7 @@ px_session_close(struct px_session *s, const char *why)
         if (req->done || pool_cancel(&req->pr) == 0) {
             px_req_release(req);
         } else {
-            req->s = NULL; /* orphaned: its response is read and dropped */
+            px_budget_orphan(req); /* orphaned: its response is read and dropped */
         }
     }
     close(s->fd);
@@ -712,6 +713,21 @@ submit(struct px_session *s, size_t n)
     return 0;
 }
 
+/*
+ * Charge the request a resp frame of n bytes just became, if it went
+ * upstream: the newest request, when it is new (not before) and not already
+ * answered (locally, or failed at once).
+ */
+static void
+charge_new(struct px_session *s, struct px_req *before, size_t n)
+{
+    struct px_req *req = TAILQ_LAST(&s->reqs, px_req_list);
+
+    if (req != NULL && req != before && !req->done) {
+        px_budget_charge(s, req, n);
+    }
+}
+
 /* Cut and submit every complete frame while the client may have more in flight. */
 static void
 process(struct px_session *s)
@@ -728,6 +744,7 @@ process(struct px_session *s)
                              PX_RESP_ELEMENTS_MAX);
         }
         if (n > 0) {
+            struct px_req *before = TAILQ_LAST(&s->reqs, px_req_list);
             int rc = px_resp_request(s, (size_t)n, true);
 
             s->cut = true;
@@ -735,7 +752,7 @@ process(struct px_session *s)
                 return;
             }
             if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
-                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
+                charge_new(s, before, (size_t)n);
             }
             if (rc == 1) {
                 s->paused = true;
@@ -767,6 +784,7 @@ process(struct px_session *s)
             return;
         }
         if (cfg->codec.type == CFG_CODEC_RESP) {
+            struct px_req *before = TAILQ_LAST(&s->reqs, px_req_list);
             int rc = px_resp_request(s, (size_t)n, false);
 
             s->cut = true;
@@ -774,7 +792,7 @@ process(struct px_session *s)
                 return;
             }
             if (rc == 0 && (size_t)n >= PX_BUDGET_STEP) {
-                px_budget_charge(s, TAILQ_LAST(&s->reqs, px_req_list), (size_t)n);
+                charge_new(s, before, (size_t)n);
             }
             if (rc == 1) { /* waits until what is in flight is answered */
                 s->paused = true;
@@ -804,7 +822,7 @@ frame_late(const struct px_session *s, uint64_t now)
     const struct cfg_listener_timeouts *to = &px_listener_cfg(s->l)->timeouts;
     uint64_t allowed = to->frame_ms;
 
-    if (to->frame_ms == 0 || s->frame_t0 == 0) {
+    if (to->frame_ms == 0 || s->frame_t0 == 0 || now <= s->frame_t0) {
         return false;
     }
     if (to->min_rate > 0) {

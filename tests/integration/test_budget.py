@@ -3,6 +3,7 @@ Past it sluice stops reading the clients that hold the most (one at a time finis
 frame), fails a frame that can never fit, and keeps serving small clients; its memory
 stays bounded. Real redis-server (resp) and tests/tools/fakeupstream.py (length)."""
 import os
+import signal
 import socket
 import struct
 import threading
@@ -217,3 +218,141 @@ def test_whole_frames_waiting_for_a_stalled_upstream_count_too(upstream, sluice)
         time.sleep(0.1)
     assert p.stop() == 0
     assert stats_sum(p, "listener", "budget_stops") >= 1
+
+
+def test_a_timed_out_large_request_stops_counting_for_its_client(procs, tmp_path, sluice):
+    """A large SET that times out is orphaned while charged: once its reply comes the
+    client must not keep counting it, or it would be stopped (and failed) for bytes it
+    no longer has while the budget is over."""
+    from resp_util import Err, Resp, direct
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 1, max_connections: 1", listener_timeouts="request: 500ms, frame: 10s"))
+    wait_port(port)
+    a = Resp(port, timeout=5)
+    assert a.call("PING") == "PONG"
+    direct(r.port).execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    t0 = time.monotonic()
+    assert a.call("SET", "a", b"x" * (300 << 10)) == Err("ERR sluice: request timeout")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))  # its reply came and was dropped
+    assert a.call("PING") == "PONG"
+    # another client holds most of the budget with a partial frame
+    e = socket.create_connection(("127.0.0.1", port), timeout=10)
+    e.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\ne\r\n$%d\r\n" % (1000 << 10) + b"e" * (900 << 10))
+    deadline = time.monotonic() + 5
+    while metric(p, "sluice_client_buffered_bytes") < 800 << 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # with it, the budget is over; 300 KiB is under an even share (512 KiB): it passes
+    a.sock.settimeout(4)
+    assert a.call("SET", "b", b"y" * (300 << 10)) == "OK"
+    e.close()
+    a.close()
+    stop_clean(p)
+
+
+def partial_set(port, key, declared, body):
+    """A client that sends SET key with a value of declared bytes, only body of them."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, declared) +
+              b"p" * body)
+    return s
+
+
+def test_a_stopped_client_whose_partial_frame_is_dropped_is_not_failed(procs, tmp_path,
+                                                                       sluice):
+    """At shutdown a client stopped for the budget loses its partial frame: holding
+    nothing, it is no longer stopped, and gets its reply in flight, not a budget error,
+    even while the budget stays over (a whole SET waiting upstream)."""
+    from resp_util import direct, no_asan_report
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 3, max_connections: 4", cluster_timeouts="read: 20s",
+        listener_timeouts="request: 20s, frame: 2s"))
+    wait_port(port)
+    time.sleep(0.3)  # the idle connections are up
+    direct(r.port).execute_command("CLIENT", "PAUSE", "4000", "ALL")
+    f = partial_set(port, b"f", 200 << 10, 100 << 10)
+    time.sleep(0.2)
+    d = socket.create_connection(("127.0.0.1", port), timeout=10)
+    d.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$%d\r\n" % (950 << 10) + b"d" * (950 << 10) +
+              b"\r\n")  # whole: it counts until answered (redis is paused)
+    time.sleep(0.3)
+    e = partial_set(port, b"e", 900 << 10, 800 << 10)  # takes the turn over the budget
+    time.sleep(0.3)
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.setblocking(False)
+    data = b"*2\r\n$3\r\nGET\r\n$1\r\nx\r\n" + b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$%d\r\n" % (
+        700 << 10) + b"c" * (600 << 10)
+    sent, deadline = 0, time.monotonic() + 1
+    while sent < len(data) and time.monotonic() < deadline:
+        try:
+            sent += c.send(data[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+    time.sleep(0.3)
+    assert metric(p, "sluice_client_budget_stops_total") >= 1
+    p.send(signal.SIGTERM)  # every partial frame is dropped; d's SET stays over the budget
+    c.settimeout(15)
+    got = b""
+    while True:
+        try:
+            chunk = c.recv(4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"$-1\r\n", got
+    for s in (c, d, e, f):
+        s.close()
+    p.p.wait(20)
+    no_asan_report(p)
+    assert stats_sum(p, "listener", "budget_rejections") == 0
+
+
+def test_a_paused_client_does_not_keep_the_turn_over_the_budget(procs, tmp_path, sluice):
+    """A client paused with a whole frame it cannot send yet (WATCH waits for its GET)
+    reads nothing: it must not hold the turn over the budget, or a client that needs it
+    to finish its frame waits out timeouts.frame and is failed."""
+    from resp_util import Resp, direct
+
+    r = start_redis(procs, tmp_path)
+    port = free_port()
+    p = sluice("buffers: { max: 1MiB }\n" + resp_config(
+        port, [r.port], codec="{ type: resp, max_frame: 8MiB }",
+        pool="min_idle: 3, max_connections: 4", cluster_timeouts="read: 20s",
+        listener_timeouts="request: 20s, frame: 1500ms"))
+    wait_port(port)
+    time.sleep(0.3)  # the idle connections are up
+    direct(r.port).execute_command("CLIENT", "PAUSE", "3500", "ALL")
+    f = partial_set(port, b"f", 600 << 10, 300 << 10)
+    time.sleep(0.2)
+    d = socket.create_connection(("127.0.0.1", port), timeout=10)
+    d.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$%d\r\n" % (400 << 10) + b"d" * (400 << 10) +
+              b"\r\n")  # whole: it counts until answered (redis is paused)
+    time.sleep(0.3)
+    c = Resp(port, timeout=10)
+    c.send(("GET", "x"), ("WATCH", b"w" * (700 << 10)))  # WATCH pins: it waits for the GET
+    time.sleep(0.4)
+    f.sendall(b"f" * (300 << 10) + b"\r\n")
+    f.settimeout(8)
+    got = b""
+    while not got.endswith(b"\r\n"):
+        chunk = f.recv(200)
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"+OK\r\n", got
+    assert c.reply() is None and c.reply() == "OK"
+    for s in (d, f):
+        s.close()
+    c.close()
+    stop_clean(p)
+    assert stats_sum(p, "listener", "budget_rejections") == 0

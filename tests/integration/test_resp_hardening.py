@@ -4,6 +4,7 @@ deep pass while other clients keep being served; CLIENT ID pins the client,
 so CLIENT UNBLOCK on its id works; counts <= 0 are skipped like Redis does;
 requests_submitted_total and requests_total agree on pinned and split
 requests."""
+import os
 import signal
 import socket
 import threading
@@ -311,4 +312,41 @@ def test_a_failed_split_counts_once_for_its_one_error(procs, tmp_path, sluice):
     sub_n, res = cluster_counts(m1)
     assert sub_n == sum(res.values()) == 6, (sub_n, res)  # one per fragment sent
     c.close()
+    stop_clean(p)
+
+
+# ---- an idle hash client across two reloads (the old pool freed in between) ----
+
+
+def test_idle_hash_client_follows_two_reloads_that_add_a_server(procs, tmp_path, sluice):
+    """A client idle through two reloads (its first pool freed meanwhile, whose address a
+    later pool may take) must follow the newest pool: its key map has a server more."""
+    rs = [start_redis(procs, tmp_path) for _ in range(3)]
+    port = free_port()
+    names = [(r.port, "s%d" % i) for i, r in enumerate(rs)]
+    text = config(port, names[:2], pool="min_idle: 0, max_connections: 2", cluster_extra=HASH)
+    # no quarantine under ASan: a freed pool's memory may come back, as it does in a release build
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+               ":quarantine_size_mb=0")
+    p = sluice(text, env=env)
+    wait_port(port)
+    idle = Resp(port, timeout=5)
+    assert idle.call("SET", "warm", "1") == "OK"  # its session and key map exist
+    for gen, (servers, conns) in enumerate([(names[:2], 3), (names, 2)], start=2):
+        with open(p.config_path, "w") as f:
+            f.write(keep_admin(config(port, servers, pool="min_idle: 0, max_connections: %d"
+                                      % conns, cluster_extra=HASH), text))
+        p.send(signal.SIGHUP)
+        p.wait_line("generation %d: every worker serves it" % gen)
+        time.sleep(0.3)  # the old pool, idle, is freed
+    keys = ["k:%d" % i for i in range(60)]
+    for k in keys:
+        assert idle.call("SET", k, "v") == "OK", k
+    assert idle.call("MGET", *keys) == [b"v"] * len(keys)
+    assert idle.call("DEL", *keys) == len(keys)
+    new = Resp(port, timeout=5)
+    assert new.call("SET", "k:0", "n") == "OK"
+    assert idle.call("GET", "k:0") == b"n"  # one key map for both
+    idle.close()
+    new.close()
     stop_clean(p)
