@@ -100,10 +100,10 @@ record_latency(struct pool_cluster *c, const struct pool_req *req, uint64_t now)
 
 /*
  * The server's typical response time, for the head-of-line guard: a moving
- * average (1/16) of samples capped at twice it plus 1 ms, so that one slow
- * reply barely moves it while a lasting change is followed within tens of
- * replies. The guard waits pool.stall, or 4 x that (us / 256 ~ 4 x ms) when
- * longer.
+ * average (1/16) of samples (one a read: its latest reply's) capped at twice
+ * it plus 1 ms, so that one slow reply barely moves it while a lasting change
+ * is followed within tens of reads. The guard waits pool.stall, or 4 x that
+ * (us / 256 ~ 4 x ms) when longer.
  */
 static void
 learn_latency(struct pool_server *s, uint64_t us)
@@ -725,7 +725,7 @@ static int
 deliver(struct pool_conn *conn)
 {
     struct pool_cluster *c = conn->server->cluster;
-    uint64_t now = 0; /* read once for every response of this read */
+    uint64_t now = 0, us = 0; /* read once for every response of this read */
 
     while (evbuffer_get_length(conn->in) > 0) {
         const char *why = NULL;
@@ -733,7 +733,7 @@ deliver(struct pool_conn *conn)
         struct pool_req *req;
 
         if (n == POOL_FRAME_AGAIN) {
-            return 0;
+            break;
         }
         if (n < 0) {
             pool_conn_fail(conn, POOL_MALFORMED, why);
@@ -791,8 +791,11 @@ deliver(struct pool_conn *conn)
         if (now == 0) {
             now = pool_now_us();
         }
-        learn_latency(conn->server, record_latency(c, req, now));
+        us = record_latency(c, req, now);
         c->h.response(req, conn->in, (size_t)n);
+    }
+    if (now != 0) {
+        learn_latency(conn->server, us); /* one sample a read: the latest reply's */
     }
     return 0;
 }
