@@ -17,29 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static size_t
-len_of(const struct evbuffer *b)
-{
-    return b != NULL ? evbuffer_get_length(b) : 0;
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct timeval
-tv_ms(uint64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-    return tv;
-}
-
 /* ---- the shared count ---- */
 
 static _Atomic uint64_t budget_max = UINT64_MAX;
@@ -161,7 +138,7 @@ release(const void *owner)
 void
 px_budget_account(struct px_session *s)
 {
-    size_t len = len_of(s->in);
+    size_t len = px_buf_len(s->in);
     size_t want = len >= BUDGET_STEP ? len : 0;
 
     if (want == 0) {
@@ -215,7 +192,7 @@ budget_reject(struct px_session *s, const char *why)
     POOL_STAT_INC(px_listener_stats(s->l)->budget_rejections);
     px_log_info("session", &ctx,
                 "%s (%zu bytes of a frame held, buffers.max %llu); closing the client", why,
-                len_of(s->in), (unsigned long long)px_budget_max());
+                px_buf_len(s->in), (unsigned long long)px_budget_max());
     if (px_listener_cfg(s->l)->codec.type == CFG_CODEC_RESP) {
         struct px_req *req = px_session_req_new(s);
 
@@ -254,8 +231,8 @@ on_budget_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct px_session *s = arg;
     uint64_t max = px_budget_max(), wait = px_listener_cfg(s->l)->timeouts.frame_ms;
-    uint64_t now = now_ms();
-    struct timeval tv = tv_ms(BUDGET_POLL_MS);
+    uint64_t now = px_now_ms();
+    struct timeval tv = px_tv_ms(BUDGET_POLL_MS);
 
     (void)fd;
     (void)what;
@@ -294,7 +271,7 @@ int
 px_budget_check(struct px_session *s)
 {
     uint64_t max = px_budget_max();
-    struct timeval tv = tv_ms(BUDGET_POLL_MS);
+    struct timeval tv = px_tv_ms(BUDGET_POLL_MS);
 
     if (px_budget_used() <= (int64_t)max) {
         return 0;
@@ -315,7 +292,7 @@ px_budget_check(struct px_session *s)
     }
     POOL_STAT_INC(px_listener_stats(s->l)->budget_stops);
     s->starved = true;
-    s->starved_t0 = now_ms();
+    s->starved_t0 = px_now_ms();
     px_session_arm_read(s);
     if (event_add(s->bev, &tv) == -1) {
         px_session_close(s, "cannot arm the budget timer");

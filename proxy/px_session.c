@@ -28,33 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Buffers and the write event are made on first use: an idle client costs little. */
-static size_t
-len_of(const struct evbuffer *b)
-{
-    return b != NULL ? evbuffer_get_length(b) : 0;
-}
-
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static void on_request_timer(evutil_socket_t fd, short what, void *arg);
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct timeval
-tv_ms(uint64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-    return tv;
-}
 
 /* Drop what s->in holds (nothing more of it will be answered). */
 static void
@@ -143,7 +119,7 @@ px_session_req_new(struct px_session *s)
     struct px_req *req = px_worker_req_get(s->w);
 
     req->s = s;
-    req->t0 = now_ms();
+    req->t0 = px_now_ms();
     req->pr.frame = req->buf;
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
@@ -222,12 +198,12 @@ client_drain(struct px_client *c)
         return;
     }
     s->eof = true;
-    if (s->ninflight == 0 && len_of(s->out) == 0 && len_of(s->in) == 0) {
+    if (s->ninflight == 0 && px_buf_len(s->out) == 0 && px_buf_len(s->in) == 0) {
         px_session_close(s, "shutting down");
         return;
     }
     px_session_arm_read(s);
-    if (len_of(s->in) > 0 && !s->paused) {
+    if (px_buf_len(s->in) > 0 && !s->paused) {
         event_active(&s->rev, EV_READ, 0); /* cut what is whole; reading is over */
     }
 }
@@ -344,7 +320,7 @@ px_session_arm_read(struct px_session *s)
     if (s->cev != NULL) {
         event_del(s->cev);
     }
-    if (len_of(s->in) > 0) {
+    if (px_buf_len(s->in) > 0) {
         uint64_t frame = cfg->timeouts.frame_ms;
 
         mode = REV_PARTIAL;
@@ -356,7 +332,7 @@ px_session_arm_read(struct px_session *s)
     if (mode == s->rev_mode) {
         return; /* EV_PERSIST restarts the same deadline on every read: no re-arm per request */
     }
-    tv = tv_ms(ms);
+    tv = px_tv_ms(ms);
     if (ms == 0 && s->rev_mode != REV_NONE) {
         event_del(&s->rev); /* event_add() with no timeout keeps one already armed */
     }
@@ -393,8 +369,8 @@ px_session_arm_timer(struct px_session *s)
     } else if (event_pending(s->timer, EV_TIMEOUT, NULL) && s->timer_due <= due) {
         return;
     }
-    now = now_ms();
-    tv = tv_ms(due > now ? due - now : 0);
+    now = px_now_ms();
+    tv = px_tv_ms(due > now ? due - now : 0);
     event_add(s->timer, &tv);
     s->timer_due = due;
 }
@@ -410,7 +386,7 @@ static void
 flush(struct px_session *s)
 {
     uint64_t limit = px_listener_cfg(s->l)->timeouts.request_ms;
-    struct timeval tv = tv_ms(limit);
+    struct timeval tv = px_tv_ms(limit);
     bool progress = false;
 
     while (evbuffer_get_length(s->out) > 0) {
@@ -436,7 +412,7 @@ flush(struct px_session *s)
         return;
     }
     event_del(s->wev);
-    if (s->eof && s->ninflight == 0 && len_of(s->in) == 0) {
+    if (s->eof && s->ninflight == 0 && px_buf_len(s->in) == 0) {
         px_session_close(s, "client finished");
     }
 }
@@ -470,7 +446,7 @@ on_client_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     flush(s);
-    if (!s->closing && s->paused && len_of(s->out) <= OUT_LOW &&
+    if (!s->closing && s->paused && px_buf_len(s->out) <= OUT_LOW &&
         s->ninflight < px_listener_cfg(s->l)->max_inflight) {
         s->paused = false;
         event_active(&s->rev, EV_READ, 0); /* frames may be waiting in s->in */
@@ -616,7 +592,7 @@ px_session_finish(struct px_session *s)
     s->eof = true;
     drop_input(s);
     px_session_arm_read(s);
-    if (s->ninflight == 0 && len_of(s->out) == 0) {
+    if (s->ninflight == 0 && px_buf_len(s->out) == 0) {
         px_session_close(s, "finished");
     } else if (s->out != NULL && !s->flush_queued) {
         s->flush_queued = true;
@@ -686,7 +662,7 @@ submit(struct px_session *s, size_t n)
     }
     memset(&s->fst, 0, sizeof(s->fst));
     req->s = s;
-    req->t0 = now_ms();
+    req->t0 = px_now_ms();
     req->pr.frame = req->buf;
     TAILQ_INSERT_TAIL(&s->reqs, req, link);
     s->ninflight++;
@@ -734,7 +710,7 @@ process(struct px_session *s)
 {
     const struct cfg_listener *cfg = px_listener_cfg(s->l);
 
-    while (s->ninflight < cfg->max_inflight && len_of(s->in) > 0) {
+    while (s->ninflight < cfg->max_inflight && px_buf_len(s->in) > 0) {
         const char *why = NULL;
         ssize_t n = 0;
 
@@ -809,7 +785,7 @@ process(struct px_session *s)
             return;
         }
     }
-    if (s->ninflight >= cfg->max_inflight || len_of(s->out) > OUT_HIGH) {
+    if (s->ninflight >= cfg->max_inflight || px_buf_len(s->out) > OUT_HIGH) {
         s->paused = true;
     }
     px_session_arm_read(s);
@@ -826,7 +802,7 @@ frame_late(const struct px_session *s, uint64_t now)
         return false;
     }
     if (to->min_rate > 0) {
-        allowed += (uint64_t)len_of(s->in) * 1000 / to->min_rate;
+        allowed += (uint64_t)px_buf_len(s->in) * 1000 / to->min_rate;
     }
     return now - s->frame_t0 > allowed;
 }
@@ -842,7 +818,7 @@ frame_timeout(struct px_session *s, uint64_t now)
     px_log_info("session", &ctx,
                 "frame timeout: %zu bytes of a frame in %llu ms (timeouts.frame, min_rate); "
                 "closing the client",
-                len_of(s->in), (unsigned long long)(now - s->frame_t0));
+                px_buf_len(s->in), (unsigned long long)(now - s->frame_t0));
     px_session_close(s, NULL);
 }
 
@@ -856,7 +832,7 @@ static bool
 partial_timed_out(struct px_session *s)
 {
     const struct cfg_listener_timeouts *to = &px_listener_cfg(s->l)->timeouts;
-    uint64_t now = now_ms(), quiet = now - s->last_rd, next = UINT64_MAX;
+    uint64_t now = px_now_ms(), quiet = now - s->last_rd, next = UINT64_MAX;
     struct timeval tv;
 
     if (frame_late(s, now)) {
@@ -871,13 +847,13 @@ partial_timed_out(struct px_session *s)
     }
     if (to->frame_ms > 0 && s->frame_t0 != 0) {
         uint64_t due = s->frame_t0 + to->frame_ms +
-                       (to->min_rate > 0 ? (uint64_t)len_of(s->in) * 1000 / to->min_rate : 0);
+                       (to->min_rate > 0 ? (uint64_t)px_buf_len(s->in) * 1000 / to->min_rate : 0);
 
         if (due - now < next) {
             next = due - now;
         }
     }
-    tv = tv_ms(next > 0 && next != UINT64_MAX ? next : 1);
+    tv = px_tv_ms(next > 0 && next != UINT64_MAX ? next : 1);
     if (event_add(&s->rev, &tv) == -1) {
         px_session_close(s, "cannot arm the read event");
     }
@@ -899,7 +875,7 @@ on_timeout(struct px_session *s, bool request_timer)
         struct px_req *head = TAILQ_FIRST(&s->reqs);
 
         if (head == NULL || head->done ||
-            now_ms() < head->t0 + px_listener_cfg(s->l)->timeouts.request_ms) {
+            px_now_ms() < head->t0 + px_listener_cfg(s->l)->timeouts.request_ms) {
             px_session_arm_timer(s);
             return;
         }
@@ -939,7 +915,7 @@ on_request_timer(evutil_socket_t fd, short what, void *arg)
 static void
 after_read(struct px_session *s)
 {
-    size_t len = len_of(s->in);
+    size_t len = px_buf_len(s->in);
 
     if (s->eof) {
         if (len > 0 && !s->paused) {
@@ -954,7 +930,7 @@ after_read(struct px_session *s)
             drop_input(s);
         }
         px_budget_account(s);
-        if (len_of(s->in) == 0 && s->ninflight == 0 && len_of(s->out) == 0) {
+        if (px_buf_len(s->in) == 0 && s->ninflight == 0 && px_buf_len(s->out) == 0) {
             px_session_close(s, "client closed");
         }
         return;
@@ -962,7 +938,7 @@ after_read(struct px_session *s)
     if (len == 0 || s->paused) {
         s->frame_t0 = 0; /* nothing partial, or whole frames waiting: no frame deadline */
     } else {
-        uint64_t now = now_ms();
+        uint64_t now = px_now_ms();
 
         if (s->cut || s->frame_t0 == 0) {
             s->frame_t0 = now; /* a new frame began in this read */

@@ -10,16 +10,43 @@
 #include "proxy/codec/px_codec.h"
 #include "proxy/px_worker.h"
 
+#include <event2/buffer.h>
 #include <event2/event_struct.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #define READ_CHUNK 16384
 #define OUT_HIGH (1u << 20) /* stop reading a client whose replies pile up past this */
 #define OUT_LOW (256u << 10)
 
 struct px_resp;
+
+/* The coarse clock deadlines are kept in (ms); a duration as libevent takes it. */
+static inline uint64_t
+px_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline struct timeval
+px_tv_ms(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return tv;
+}
+
+/* Bytes in a buffer made on first use (NULL until then): an idle client costs little. */
+static inline size_t
+px_buf_len(const struct evbuffer *b)
+{
+    return b != NULL ? evbuffer_get_length(b) : 0;
+}
 
 struct px_req {
     struct pool_req pr;       /* first: the pool hands it back */
