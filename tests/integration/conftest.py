@@ -256,18 +256,20 @@ def stats_sum(proc, kind, key):
 
 
 def front_back_config(listen, servers, codec="line", workers=1, pool="", timeouts="",
-                      cluster_timeouts="", listener_extra="", cluster_extra=()):
+                      cluster_timeouts="", listener_extra="", cluster_extra=(), admin=None,
+                      admin_extra="", log_extra=""):
     """A config with one listener, front on 127.0.0.1:listen, and one cluster, back, over
     servers (ports on 127.0.0.1, or "host:port" strings); cluster_extra holds whole lines
-    of the cluster's mapping ("panic: route_all")."""
+    of the cluster's mapping ("panic: route_all"); admin_extra and log_extra more keys of
+    those mappings ("max_connections: 4"), the admin endpoint on port admin (else a free one)."""
     server_lines = "\n".join(
         "      - { address: %s }" % (s if isinstance(s, str) else "127.0.0.1:%d" % s) for s in servers)
     extra = list(cluster_extra)
     if cluster_timeouts:
         extra.append("timeouts: { %s }" % cluster_timeouts)
     return f"""workers: {workers}
-log: {{ level: info }}
-admin: {{ bind: 127.0.0.1:{free_port()} }}
+log: {{ level: info{", " + log_extra if log_extra else ""} }}
+admin: {{ bind: 127.0.0.1:{admin or free_port()}{", " + admin_extra if admin_extra else ""} }}
 listeners:
   - name: front
     bind: 127.0.0.1:{listen}

@@ -9,23 +9,11 @@ import resource
 import socket
 import time
 
-from conftest import free_port
+from conftest import free_port, front_back_config
 
 
 def config(admin, listen, upstream_port, admin_extra=""):
-    return f"""workers: 1
-log: {{ level: info }}
-admin: {{ bind: 127.0.0.1:{admin}{(", " + admin_extra) if admin_extra else ""} }}
-listeners:
-  - name: front
-    bind: 127.0.0.1:{listen}
-    codec: line
-    cluster: back
-clusters:
-  - name: back
-    servers:
-      - {{ address: 127.0.0.1:{upstream_port} }}
-"""
+    return front_back_config(listen, [upstream_port], admin=admin, admin_extra=admin_extra)
 
 
 def healthz(port, timeout=3.0):

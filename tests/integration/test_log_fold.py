@@ -5,25 +5,13 @@ import re
 import socket
 import time
 
-from conftest import free_port
+from conftest import free_port, front_back_config
 
 FAILED = "request failed (connect failed); closing the client"
 
 
-def config(listen, refused_port, rate_limit):
-    return f"""workers: 1
-log: {{ level: info, rate_limit: {rate_limit} }}
-admin: {{ bind: 127.0.0.1:{free_port()} }}
-listeners:
-  - name: front
-    bind: 127.0.0.1:{listen}
-    codec: line
-    cluster: back
-clusters:
-  - name: back
-    servers:
-      - {{ address: 127.0.0.1:{refused_port} }}
-"""
+def config(listen, port, rate_limit, pool=""):
+    return front_back_config(listen, [port], pool=pool, log_extra="rate_limit: " + rate_limit)
 
 
 def failing_clients(port, count, seconds=5.0):
@@ -93,9 +81,8 @@ def test_lines_folded_while_stopping_get_their_summary(sluice):
     with socket.socket() as up:  # a server that takes requests and never answers
         up.bind(("127.0.0.1", 0))
         up.listen(64)
-        text = config(listen, up.getsockname()[1], "60s").replace(
-            "  - name: back\n",
-            f"  - name: back\n    pool: {{ max_connections: {n}, max_pipeline: 1 }}\n")
+        text = config(listen, up.getsockname()[1], "60s",
+                      pool=f"max_connections: {n}, max_pipeline: 1")
         text += "shutdown: { drain_timeout: 300ms }\n"
         p = sluice(text)
         clients, held = [], []
