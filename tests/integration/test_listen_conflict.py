@@ -48,6 +48,32 @@ def test_second_instance_on_the_same_address_fails(upstream, sluice, procs, slui
     assert first.stop() == 0
 
 
+def reload_onto_held_address_fails(p, text, host, held_port, holder, port):
+    """Reload p with a listener 'extra' on host:held_port added: the reload must fail naming
+    it, generation 1 keeps running (port still served), and every connection to the held
+    address reaches holder."""
+    added = text.replace("clusters:\n", (
+        "  - name: extra\n"
+        "    bind: %s:%d\n"
+        "    codec: line\n"
+        "    cluster: back\n"
+        "clusters:\n") % (host, held_port), 1)
+    with open(p.config_path, "w") as f:
+        f.write(added)
+    p.send(signal.SIGHUP)
+    line = p.lines[p.wait_line(HELD)]
+    assert "%s:%d" % (host, held_port) in line and "listener=extra" in line, line
+    p.wait_line("still running generation 1")
+    holder.settimeout(5)
+    for _ in range(10):
+        with socket.create_connection((host, held_port), timeout=5):
+            conn, _ = holder.accept()
+            conn.close()
+    status, _, body = get(admin_port(text), "/metrics")
+    assert metric(parse_metrics(body), "sluice_config_generation") == 1
+    line_requests(port, clients=5, per_client=2)
+
+
 def test_reload_onto_a_held_address_fails_and_keeps_the_old_config(upstream, sluice):
     up = upstream()
     port = free_port()
@@ -60,27 +86,7 @@ def test_reload_onto_a_held_address_fails_and_keeps_the_old_config(upstream, slu
     holder.listen(16)
     held = holder.getsockname()[1]
     try:
-        added = text.replace("clusters:\n", (
-            "  - name: extra\n"
-            "    bind: 127.0.0.1:%d\n"
-            "    codec: line\n"
-            "    cluster: back\n"
-            "clusters:\n") % held, 1)
-        with open(p.config_path, "w") as f:
-            f.write(added)
-        p.send(signal.SIGHUP)
-        line = p.lines[p.wait_line(HELD)]
-        assert "127.0.0.1:%d" % held in line and "listener=extra" in line, line
-        p.wait_line("still running generation 1")
-        # Every connection to the held port reaches its holder, none sluice.
-        holder.settimeout(5)
-        for _ in range(10):
-            with socket.create_connection(("127.0.0.1", held), timeout=5):
-                conn, _ = holder.accept()
-                conn.close()
-        status, _, body = get(admin_port(text), "/metrics")
-        assert metric(parse_metrics(body), "sluice_config_generation") == 1
-        line_requests(port, clients=5, per_client=2)
+        reload_onto_held_address_fails(p, text, "127.0.0.1", held, holder, port)
     finally:
         holder.close()
     assert p.stop() == 0
@@ -99,26 +105,7 @@ def test_reload_onto_another_address_of_a_port_of_ours_is_probed(upstream, sluic
         port = holder.getsockname()[1]
         text = front_back_config(port, [up.port], workers=2)  # bind: 127.0.0.1:<port>
         p = sluice(text)
-        added = text.replace("clusters:\n", (
-            "  - name: extra\n"
-            "    bind: 127.0.0.2:%d\n"
-            "    codec: line\n"
-            "    cluster: back\n"
-            "clusters:\n") % port, 1)
-        with open(p.config_path, "w") as f:
-            f.write(added)
-        p.send(signal.SIGHUP)
-        line = p.lines[p.wait_line(HELD)]
-        assert "127.0.0.2:%d" % port in line and "listener=extra" in line, line
-        p.wait_line("still running generation 1")
-        holder.settimeout(5)
-        for _ in range(10):  # every connection to 127.0.0.2:P reaches its holder
-            with socket.create_connection(("127.0.0.2", port), timeout=5):
-                conn, _ = holder.accept()
-                conn.close()
-        status, _, body = get(admin_port(text), "/metrics")
-        assert metric(parse_metrics(body), "sluice_config_generation") == 1
-        line_requests(port, clients=5, per_client=2)
+        reload_onto_held_address_fails(p, text, "127.0.0.2", port, holder, port)
     finally:
         holder.close()
     assert p.stop() == 0
